@@ -1,0 +1,70 @@
+# DenseCap developer entry points. Every target sets up what it needs first.
+#   make demo   - the main job on an embedded default (see README)
+#   make test   - both test tiers on Blender 4.5 LTS (Python 3.11) and Blender 5.2 (Python 3.13)
+#   make zip    - the installable extension zip(s) in dist/
+#   make bench  - benchmarks, JSON in bench/results/
+
+SHELL := /bin/bash
+ROOT := $(abspath .)
+SHARED ?= $(abspath ../shared)
+PY311 ?= $(shell command -v python3.11 2>/dev/null || echo python3)
+PY313 ?= $(shell python3.13 -c 'import sys' >/dev/null 2>&1 && command -v python3.13 || ls -d $$(pyenv root 2>/dev/null)/versions/3.13*/bin/python3.13 2>/dev/null | tail -1)
+VENV := .venv
+VENV52 := .venv-blender52
+PY := $(VENV)/bin/python
+PY52 := $(VENV52)/bin/python
+ASSETS := assets/face_model.npz
+
+.PHONY: setup setup52 assets demo test test-unit test-blender test-blender52 zip bench clean
+
+setup: $(VENV)/.installed
+setup52: $(VENV52)/.installed
+
+# A venv, the pinned packages, and the repository root importable as `densecap`
+# (a link in the venv plus a .pth file: the root is the Blender extension package).
+define make_venv
+	rm -rf $(1)
+	$(2) -m venv $(1)
+	$(1)/bin/pip install -q --upgrade pip
+	$(1)/bin/pip install -q -r requirements-dev.txt
+	mkdir -p $(1)/densecap-src
+	ln -sfn $(ROOT) $(1)/densecap-src/densecap
+	echo $(ROOT)/$(1)/densecap-src > $$($(1)/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/densecap.pth
+	printf '#!/bin/sh\nexec "$$(dirname "$$0")/python" -m densecap.tracking "$$@"\n' > $(1)/bin/densecap
+	chmod +x $(1)/bin/densecap
+	touch $(1)/.installed
+endef
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(call make_venv,$(VENV),$(PY311))
+
+$(VENV52)/.installed: requirements.txt requirements-dev.txt
+	@test -n "$(PY313)" || { echo "Python 3.13 not found: set PY313=/path/to/python3.13"; exit 1; }
+	$(call make_venv,$(VENV52),$(PY313))
+
+assets: $(ASSETS)
+$(ASSETS): $(VENV)/.installed tools/build_assets.py
+	$(PY) -m tools.build_assets --ict $(SHARED)/ict-facekit/ict_face_model.npz --out $@
+
+demo: $(ASSETS)
+	$(PY) -m tracking.demo
+
+test: test-unit test-blender test-blender52
+
+test-unit: $(ASSETS)
+	$(PY) -m pytest -q tests/unit
+
+test-blender: $(ASSETS)
+	$(PY) -m pytest -q tests/blender
+
+test-blender52: $(ASSETS) $(VENV52)/.installed
+	$(PY52) -m pytest -q tests/blender
+
+zip: $(ASSETS)
+	$(PY) -m tools.build_extension
+
+bench: $(ASSETS)
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) $(VENV52) assets dist wheels
