@@ -78,57 +78,64 @@ def load_ict(source: Path) -> dict[str, np.ndarray]:
 
 
 def _read_obj(path: Path, with_topology: bool) -> dict[str, np.ndarray]:
-    positions, uvs, sizes, corners, corner_uvs, materials = [], [], [], [], [], []
+    """Vertex positions of an OBJ file, and with `with_topology` its UVs, polygons and
+    materials in the layout of the packed npz."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    coords = " ".join(line[2:] for line in lines if line.startswith("v "))
+    out = {"vertices": np.array(coords.split(), dtype=np.float32).reshape(-1, 3)}
+    if not with_topology:
+        return out
+    uvs, sizes, corners, corner_uvs, materials = [], [], [], [], []
     material_names: list[str] = []
     current = -1
-    with open(path, encoding="utf-8") as obj:
-        for line in obj:
-            tag, _, rest = line.partition(" ")
-            if tag == "v":
-                positions.append([float(x) for x in rest.split()[:3]])
-            elif not with_topology:
-                continue
-            elif tag == "vt":
-                uvs.append([float(x) for x in rest.split()[:2]])
-            elif tag == "usemtl":
-                name = rest.strip()
-                if name not in material_names:
-                    material_names.append(name)
-                current = material_names.index(name)
-            elif tag == "f":
-                refs = [ref.split("/") for ref in rest.split()]
-                sizes.append(len(refs))
-                corners.extend(int(r[0]) - 1 for r in refs)
-                corner_uvs.extend(int(r[1]) - 1 if len(r) > 1 and r[1] else 0 for r in refs)
-                materials.append(current)
-    out = {"vertices": np.asarray(positions, dtype=np.float32)}
-    if with_topology:
-        out.update(uv_coords=np.asarray(uvs, dtype=np.float32),
-                   polygon_sizes=np.asarray(sizes, dtype=np.int32),
-                   polygon_vertices=np.asarray(corners, dtype=np.int32),
-                   polygon_uv_indices=np.asarray(corner_uvs, dtype=np.int32),
-                   polygon_material=np.asarray(materials, dtype=np.int16),
-                   material_names=np.asarray(material_names))
+    for line in lines:
+        tag, _, rest = line.partition(" ")
+        if tag == "vt":
+            uvs.append([float(x) for x in rest.split()[:2]])
+        elif tag == "usemtl":
+            name = rest.strip()
+            if name not in material_names:
+                material_names.append(name)
+            current = material_names.index(name)
+        elif tag == "f":
+            refs = [ref.split("/") for ref in rest.split()]
+            sizes.append(len(refs))
+            corners.extend(int(r[0]) - 1 for r in refs)
+            corner_uvs.extend(int(r[1]) - 1 if len(r) > 1 and r[1] else 0 for r in refs)
+            materials.append(current)
+    out.update(uv_coords=np.asarray(uvs, dtype=np.float32),
+               polygon_sizes=np.asarray(sizes, dtype=np.int32),
+               polygon_vertices=np.asarray(corners, dtype=np.int32),
+               polygon_uv_indices=np.asarray(corner_uvs, dtype=np.int32),
+               polygon_material=np.asarray(materials, dtype=np.int16),
+               material_names=np.asarray(material_names))
     return out
 
 
 def _load_ict_checkout(checkout: Path) -> dict[str, np.ndarray]:
+    """Read FaceXModel/: generic_neutral_mesh.obj (topology), identityNNN.obj and one OBJ
+    per expression (full meshes; stored here as offsets from the neutral), and
+    vertex_indices.json (expression order, 68 landmark vertices)."""
     model_dir = checkout / "FaceXModel"
+    indices = json.loads((model_dir / "vertex_indices.json").read_text(encoding="utf-8"))
+    if "idx_to_landmark_verts" not in indices or "expressions" not in indices:
+        raise ValueError(f"{model_dir / 'vertex_indices.json'} lacks 'expressions' or "
+                         f"'idx_to_landmark_verts' (keys: {sorted(indices)})")
     neutral = _read_obj(model_dir / "generic_neutral_mesh.obj", with_topology=True)
-    identity_files = sorted(model_dir.glob("identity[0-9][0-9][0-9].obj"))
-    expression_files = sorted(p for p in model_dir.glob("*.obj")
-                              if p.name != "generic_neutral_mesh.obj" and p not in identity_files)
     base = neutral.pop("vertices")
+    identity_files = sorted(model_dir.glob("identity[0-9][0-9][0-9].obj"))
+    # ICT's order: the ARKit expressions as listed, then the pupil shapes.
+    names = list(indices["expressions"]) + sorted(
+        p.stem for p in model_dir.glob("PupilDilate_*.obj"))
 
     def offsets(files):
         return np.stack([_read_obj(p, with_topology=False)["vertices"] - base for p in files])
 
-    indices = json.loads((model_dir / "vertex_indices.json").read_text(encoding="utf-8"))
     return dict(neutral, neutral_vertices=base,
                 identity_modes=offsets(identity_files),
-                expression_modes=offsets(expression_files),
-                expression_names=np.asarray([p.stem for p in expression_files]),
-                landmarks68=np.asarray(indices["landmarks68"], dtype=np.int32))
+                expression_modes=offsets([model_dir / f"{name}.obj" for name in names]),
+                expression_names=np.asarray(names),
+                landmarks68=np.asarray(indices["idx_to_landmark_verts"], dtype=np.int32))
 
 
 # ----------------------------------------------------------------------------- geometry
@@ -284,7 +291,11 @@ def main(argv: list[str] | None = None) -> int:
     if not args.ict.exists():
         print(f"error: ICT-FaceKit not found at {args.ict}", file=sys.stderr)
         return 2
-    assets = build(load_ict(args.ict))
+    try:
+        assets = build(load_ict(args.ict))
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"error: cannot build the face model from {args.ict}: {exc}", file=sys.stderr)
+        return 2
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_suffix(".tmp.npz")
     np.savez(tmp, **assets)
