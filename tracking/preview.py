@@ -119,7 +119,10 @@ class PreviewWriter:
             raise TrackingError(f"preview needs a positive fps and size, got {fps} fps, "
                                 f"{width}x{height}")
         self._writer = None
-        previous_level = cv2.setLogLevel(0)   # silence the failed-encoder messages of the probe
+        # silence OpenCV's messages about encoders that fail the probe (OpenCV 4 and 5 spell it
+        # differently; ffmpeg's own messages still reach stderr)
+        set_level = getattr(cv2, "setLogLevel", None) or cv2.utils.logging.setLogLevel
+        previous_level = set_level(0)
         try:
             for codec in self.CODECS:
                 writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*codec), float(fps),
@@ -129,7 +132,7 @@ class PreviewWriter:
                     break
                 writer.release()
         finally:
-            cv2.setLogLevel(previous_level)
+            set_level(previous_level)
         if self._writer is None:
             raise TrackingError(f"cannot write {self.path}: no mp4 encoder available "
                                 f"(tried {', '.join(self.CODECS)})")

@@ -41,14 +41,8 @@ def test_tracks_every_frame_with_preview_and_progress(tmp_path, talking_2):
         _, frame_6 = next(iter(footage))
     assert np.allclose(performance.theta[1, 15:], frame_6.reshape(-1, 3).mean(axis=0))
 
-    capture = cv2.VideoCapture(str(tmp_path / "preview.mp4"))
-    frames = []
-    while True:
-        ok, image = capture.read()
-        if not ok:
-            break
-        frames.append(image)
-    capture.release()
+    with open_footage(tmp_path / "preview.mp4") as written:
+        frames = [image for _, image in written]
     assert len(frames) == 20 and frames[0].shape == (590, 590, 3)
     assert not np.array_equal(frames[0], frames[5])
 
