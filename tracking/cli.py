@@ -20,10 +20,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..landmarks.errors import LandmarkError
 from ..landmarks.footage import Footage, open_footage
-from ..solver.errors import SolverError
-from .errors import TrackingError
+from .errors import USER_ERRORS, TrackingError
 from .performance import MODES, Performance
 from .pipeline import FrameTracker, TrackingRun, track_footage
 from .preview import PreviewWriter
@@ -33,8 +31,6 @@ TrackerFactory = Callable[[Footage, str, "int | None"], FrameTracker]
 BlendWriter = Callable[[Performance, Path], None]
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
-#: Errors a user can cause: reported in one line, never with a traceback.
-USER_ERRORS = (LandmarkError, TrackingError, SolverError)
 
 
 def make_tracker(footage: Footage, mode: str, face_index: int | None) -> FrameTracker:
@@ -76,7 +72,7 @@ def main(argv: Sequence[str] | None = None, tracker_factory: TrackerFactory = ma
     args = parser.parse_args(argv)
     try:
         return _track(args, tracker_factory, blend_writer)
-    except USER_ERRORS as exc:
+    except USER_ERRORS as exc:   # errors a user can cause: one line, no traceback
         print(f"densecap: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
 
