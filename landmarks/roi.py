@@ -18,7 +18,7 @@ Both go through `align_face`, so the two crops frame a face the same way.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -246,3 +246,59 @@ def crop(image: np.ndarray, transform: RoiTransform, border: str = "replicate",
     matrix = np.hstack([linear, offset[:, None]])
     return cv2.warpAffine(image, matrix, (transform.size, transform.size), flags=cv2.INTER_LINEAR,
                           borderMode=modes[border], borderValue=border_value)
+
+
+class RoiTracker:
+    """The real-time ROI strategy: detect on the first frame and whenever the track is lost,
+    otherwise crop from the previous frame's landmarks.
+
+    Parameters
+    ----------
+    detect : callable ``detect(image) -> Sequence[Detection]`` (the face detector)
+    size : crop side length in pixels
+    right_eye_ids, left_eye_ids, mouth_ids : landmark indices (see `transform_from_landmarks`)
+    face_index : which face to pick when detecting (`select_face`); None: the largest
+    layout : `CropLayout` of the crops
+
+    Per frame: ``roi = tracker.locate(image)`` (None: no face, the frame has no landmarks);
+    run the landmark network on ``crop(image, roi)``; then ``tracker.update(mu, found)`` with
+    the landmarks in image pixels and whether they are trustworthy (e.g. the network's face
+    confidence or the fit's residual passed a threshold). ``update(None, False)`` or
+    `reset()` forces a detection on the next frame.
+    """
+
+    def __init__(self, detect: Callable[[np.ndarray], Sequence[Detection]], size: int,
+                 right_eye_ids: Sequence[int], left_eye_ids: Sequence[int],
+                 mouth_ids: Sequence[int] | None = None, face_index: int | None = None,
+                 layout: CropLayout = CropLayout()):
+        self.detect = detect
+        self.size = size
+        self.right_eye_ids, self.left_eye_ids, self.mouth_ids = right_eye_ids, left_eye_ids, mouth_ids
+        self.face_index = face_index
+        self.layout = layout
+        self._previous: np.ndarray | None = None
+        #: True when the last `locate` ran the detector (for statistics and tests).
+        self.detected = False
+
+    def locate(self, image: np.ndarray) -> RoiTransform | None:
+        """The crop transform for this frame, or None when no face (or not the asked one) is found."""
+        if self._previous is not None:
+            self.detected = False
+            return transform_from_landmarks(self._previous, self.right_eye_ids, self.left_eye_ids,
+                                            self.size, self.mouth_ids, self.layout)
+        self.detected = True
+        detections = list(self.detect(image))
+        if self.face_index is not None and self.face_index >= len(detections):
+            return None   # the asked-for face is not in this frame: no face, not an error
+        detection = select_face(detections, self.face_index)
+        if detection is None:
+            return None
+        return transform_from_detection(detection, self.size, self.layout)
+
+    def update(self, mu: np.ndarray | None, found: bool) -> None:
+        """Record this frame's landmarks (L, 2) in image pixels; `found=False` loses the track."""
+        self._previous = np.array(mu, dtype=np.float64) if found and mu is not None else None
+
+    def reset(self) -> None:
+        """Forget the track: the next `locate` runs the detector."""
+        self._previous = None

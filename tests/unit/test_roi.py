@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from densecap.landmarks.errors import LandmarkError
-from densecap.landmarks.roi import (CropLayout, Detection, RoiTransform, align_face, crop,
-                                    landmarks_to_image, select_face, similarity_from_points,
+from densecap.landmarks.roi import (CropLayout, Detection, RoiTracker, RoiTransform, align_face,
+                                    crop, landmarks_to_image, select_face, similarity_from_points,
                                     transform_from_detection, transform_from_landmarks)
 
 
@@ -135,3 +135,28 @@ def test_degenerate_points_raise():
         align_face(np.array([5.0, 5.0]), np.array([5.0, 5.0]), 64)
     with pytest.raises(LandmarkError, match="finite"):
         align_face(np.array([np.nan, 5.0]), np.array([5.0, 5.0]), 64)
+
+
+def test_roi_tracker_detects_first_then_follows_landmarks_and_redetects_when_lost():
+    calls = []
+    face = _detection(100, 100)
+
+    def detect(image):
+        calls.append(image.shape)
+        return [_detection(400, 40), face]
+
+    landmarks = np.vstack([face.keypoints[[0]], face.keypoints[[1]], face.keypoints[[3]]])
+    tracker = RoiTracker(detect, 128, [0], [1], [2])
+    image = np.zeros((300, 600, 3), np.uint8)
+    first = tracker.locate(image)
+    assert tracker.detected and len(calls) == 1
+    assert np.allclose(first.matrix, transform_from_detection(face, 128).matrix)
+    tracker.update(landmarks + [10.0, 0.0], found=True)      # the face moved right
+    second = tracker.locate(image)
+    assert not tracker.detected and len(calls) == 1
+    assert np.allclose(second.to_crop(landmarks[0] + [10.0, 0.0]), first.to_crop(landmarks[0]))
+    tracker.update(None, found=False)                        # lost: detect again
+    tracker.locate(image)
+    assert tracker.detected and len(calls) == 2
+    assert RoiTracker(lambda image: [], 128, [0], [1]).locate(image) is None
+    assert RoiTracker(detect, 128, [0], [1], face_index=5).locate(image) is None
