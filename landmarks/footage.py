@@ -201,7 +201,8 @@ class _WebcamFootage(_CaptureFootage):
             raise LandmarkError(f"webcam {index} could not be opened (no such camera, it is in use "
                                 f"by another program, or camera access was denied)")
         camera_fps = capture.get(cv2.CAP_PROP_FPS)
-        super().__init__(capture, f"webcam:{index}", fps or (camera_fps if camera_fps > 0 else 30.0),
+        super().__init__(capture, f"webcam:{index}",
+                         fps or (camera_fps if camera_fps > 0 else 30.0),
                          None, start, end)
 
 

@@ -273,7 +273,8 @@ class RoiTracker:
                  layout: CropLayout = CropLayout()):
         self.detect = detect
         self.size = size
-        self.right_eye_ids, self.left_eye_ids, self.mouth_ids = right_eye_ids, left_eye_ids, mouth_ids
+        self.right_eye_ids, self.left_eye_ids = right_eye_ids, left_eye_ids
+        self.mouth_ids = mouth_ids
         self.face_index = face_index
         self.layout = layout
         self._previous: np.ndarray | None = None
@@ -281,7 +282,7 @@ class RoiTracker:
         self.detected = False
 
     def locate(self, image: np.ndarray) -> RoiTransform | None:
-        """The crop transform for this frame, or None when no face (or not the asked one) is found."""
+        """The crop transform for this frame; None when no face (or not the asked one) is found."""
         if self._previous is not None:
             self.detected = False
             return transform_from_landmarks(self._previous, self.right_eye_ids, self.left_eye_ids,

@@ -7,6 +7,7 @@ from .pipeline import FrameResult, FrameTracker, TrackingRun, track_footage
 from .preview import PreviewWriter
 from .progress import CancelToken, Progress, ProgressCallback, TerminalProgress
 
-__all__ = ["USER_ERRORS", "TrackingError", "JobFailed", "JobFinished", "TrackingJob", "Camera", "Performance", "PerformanceBuilder", "load_performance",
+__all__ = ["USER_ERRORS", "TrackingError", "JobFailed", "JobFinished", "TrackingJob", "Camera",
+           "Performance", "PerformanceBuilder", "load_performance",
            "FrameResult", "FrameTracker", "TrackingRun", "track_footage", "PreviewWriter",
            "CancelToken", "Progress", "ProgressCallback", "TerminalProgress"]

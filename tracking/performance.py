@@ -69,7 +69,8 @@ class Camera:
             raise TrackingError(f"camera focal length must be a positive number, got "
                                 f"{self.focal_length}")
         if self.width <= 0 or self.height <= 0:
-            raise TrackingError(f"camera image size must be positive, got {self.width}x{self.height}")
+            raise TrackingError(f"camera image size must be positive, got "
+                                f"{self.width}x{self.height}")
         if len(self.principal_point) != 2 or not np.all(np.isfinite(self.principal_point)):
             raise TrackingError(f"camera principal point must be two finite numbers, got "
                                 f"{self.principal_point}")
@@ -143,7 +144,8 @@ class Performance:
                                 f"[{self.psi.min():g}, {self.psi.max():g}]")
         if np.any(~np.isfinite(self.landmark_error[self.valid])) or \
                 np.any(~np.isfinite(self.energies[self.valid])):
-            raise TrackingError("fit quality (landmark_error, energies) must be finite on valid frames")
+            raise TrackingError("fit quality (landmark_error, energies) must be finite on "
+                                "valid frames")
         if self.frame_indices[0] < 0 or np.any(np.diff(self.frame_indices) <= 0):
             raise TrackingError("frame indices must be non-negative and strictly increasing")
         if not (np.isfinite(self.fps) and self.fps > 0):

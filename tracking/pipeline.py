@@ -102,7 +102,8 @@ class TrackingRun:
 
 def track_footage(footage: Footage, tracker: FrameTracker, *, mode: str = "realtime",
                   progress: ProgressCallback | None = None, cancel: CancelToken | None = None,
-                  preview: PreviewWriter | None = None, progress_interval: float = 0.1) -> TrackingRun:
+                  preview: PreviewWriter | None = None,
+                  progress_interval: float = 0.1) -> TrackingRun:
     """Run `tracker` over every frame of `footage` and collect a Performance.
 
     Parameters

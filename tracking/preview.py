@@ -103,7 +103,7 @@ def _fixed_point(points: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 class PreviewWriter:
     """Streams frames into an mp4 (H.264 'avc1' when this OpenCV can encode it, else 'mp4v').
 
-    >>> with PreviewWriter("preview.mp4", fps=30, width=640, height=480) as writer:  # doctest: +SKIP
+    >>> with PreviewWriter("preview.mp4", 30, 640, 480) as writer:  # doctest: +SKIP
     ...     writer.write(image)
     """
 
@@ -114,7 +114,8 @@ class PreviewWriter:
         self.width, self.height = int(width), int(height)
         self.frames_written = 0
         if not self.path.parent.is_dir():
-            raise TrackingError(f"cannot write {self.path}: folder {self.path.parent} does not exist")
+            raise TrackingError(f"cannot write {self.path}: folder {self.path.parent} "
+                                f"does not exist")
         if not (fps > 0 and self.width > 0 and self.height > 0):
             raise TrackingError(f"preview needs a positive fps and size, got {fps} fps, "
                                 f"{width}x{height}")

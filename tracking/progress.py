@@ -95,7 +95,7 @@ class TerminalProgress:
         self.stream.flush()
 
     def format(self, progress: Progress) -> str:
-        """The text of one report, e.g. ``tracking [#####-----]  50/100 frames  42.0 fps  ETA 1s``."""
+        """One report as text: ``tracking [#####-----]  50/100 frames  42.0 fps  ETA 1s``."""
         fraction = progress.fraction
         if fraction is None:
             counts = f"{progress.frames_done} frames"
