@@ -19,6 +19,10 @@ from .errors import TrackingError
 _SHIFT = 4
 _ONE = 1 << _SHIFT
 WIREFRAME_COLOR = (255, 200, 80)
+_COLOR_LEVELS = 8
+#: (16, 2) unit circle, the polygon a sigma circle is drawn as.
+_UNIT_CIRCLE = np.stack([np.cos(np.linspace(0, 2 * np.pi, 16, endpoint=False)),
+                         np.sin(np.linspace(0, 2 * np.pi, 16, endpoint=False))], axis=1)
 
 
 def mesh_edges(triangles: np.ndarray) -> np.ndarray:
@@ -56,29 +60,34 @@ def draw_landmarks(image: np.ndarray, mu: np.ndarray, sigma: np.ndarray | None =
     """Draw landmarks as dots, with a circle of radius sigma coloured green (sigma at or below
     ``sigma_range[0]``) through yellow to red (at or above ``sigma_range[1]``).
 
-    mu : (L, 2) positions in image pixels
-    sigma : (L,) standard deviations in image pixels, optional
+    mu : (L, 2) positions in image pixels (non-finite ones are skipped)
+    sigma : (L,) standard deviations in image pixels, optional (then all dots are green)
+
+    Colours are quantised to `_COLOR_LEVELS` steps so each step is one cv2 call for all of
+    its landmarks (a call per landmark costs ~10 ms for 478 of them).
     """
     mu = np.asarray(mu, dtype=np.float64)
-    centres = _fixed_point(mu, image.shape)
     if sigma is None:
-        colors = np.tile([0, 255, 0], (len(mu), 1))
-        radii = np.zeros(len(mu), np.int32)
+        sigma = np.zeros(len(mu))
+        level = np.zeros(len(mu), np.int64)
     else:
-        sigma = np.asarray(sigma, dtype=np.float64)
-        low, high = sigma_range
-        t = np.clip((np.nan_to_num(sigma, nan=high) - low) / max(high - low, 1e-9), 0.0, 1.0)
-        colors = np.stack([np.zeros_like(t), 255 * np.minimum(1, 2 - 2 * t),
-                           255 * np.minimum(1, 2 * t)], axis=1)
-        radii = np.round(np.clip(np.nan_to_num(sigma, nan=0.0), 0, 4 * max(image.shape[:2]))
-                         * _ONE).astype(np.int32)
+        sigma = np.nan_to_num(np.asarray(sigma, dtype=np.float64), nan=sigma_range[1])
+        t = (sigma - sigma_range[0]) / max(sigma_range[1] - sigma_range[0], 1e-9)
+        level = np.round(np.clip(t, 0.0, 1.0) * (_COLOR_LEVELS - 1)).astype(np.int64)
     finite = np.all(np.isfinite(mu), axis=1)
-    for (x, y), radius, color, ok in zip(centres, radii, colors.astype(int).tolist(), finite):
-        if not ok:
-            continue
-        if radius >= _ONE:
-            cv2.circle(image, (int(x), int(y)), int(radius), color, 1, cv2.LINE_AA, _SHIFT)
-        cv2.circle(image, (int(x), int(y)), _ONE, color, -1, cv2.LINE_AA, _SHIFT)
+    radius = np.clip(sigma, 0.0, 4.0 * max(image.shape[:2]))
+    for step in np.unique(level[finite]):
+        t = step / (_COLOR_LEVELS - 1)
+        color = (0, int(255 * min(1.0, 2 - 2 * t)), int(255 * min(1.0, 2 * t)))
+        chosen = finite & (level == step)
+        centres = mu[chosen]
+        circled = radius[chosen] >= 1.0
+        if circled.any():
+            rings = centres[circled, None, :] + radius[chosen][circled, None, None] * _UNIT_CIRCLE
+            cv2.polylines(image, _fixed_point(rings, image.shape), True, color, 1, cv2.LINE_AA,
+                          _SHIFT)
+        dots = _fixed_point(np.repeat(centres[:, None, :], 2, axis=1), image.shape)
+        cv2.polylines(image, dots, False, color, 3, cv2.LINE_AA, _SHIFT)
 
 
 def draw_status(image: np.ndarray, text: str, scale: float = 0.5) -> None:
