@@ -15,6 +15,7 @@ no images, a camera that does not open) raises `LandmarkError` with a message th
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import re
@@ -195,7 +196,8 @@ class _WebcamFootage(_CaptureFootage):
     kind = "webcam"
 
     def __init__(self, index: int, start: int, end: int | None, fps: float | None):
-        capture = cv2.VideoCapture(index)
+        with quiet_opencv():   # the backends' probing messages; the error below says it all
+            capture = cv2.VideoCapture(index)
         if not capture.isOpened():
             capture.release()
             raise LandmarkError(f"webcam {index} could not be opened (no such camera, it is in use "
@@ -225,6 +227,20 @@ class _ImageSequenceFootage(Footage):
                 raise LandmarkError(f"{self._files[index]} is {image.shape[1]}x{image.shape[0]}, "
                                     f"the sequence's frames are {self.width}x{self.height}")
             yield index, image
+
+
+@contextlib.contextmanager
+def quiet_opencv():
+    """Silence OpenCV's own log while probing (cameras, encoders); ffmpeg's messages remain.
+
+    OpenCV 4 has ``cv2.setLogLevel``, OpenCV 5 ``cv2.utils.logging.setLogLevel``.
+    """
+    set_level = getattr(cv2, "setLogLevel", None) or cv2.utils.logging.setLogLevel
+    previous = set_level(0)
+    try:
+        yield
+    finally:
+        set_level(previous)
 
 
 def _read_image(path: str) -> np.ndarray:

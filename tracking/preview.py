@@ -13,6 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..landmarks.footage import quiet_opencv
 from .errors import TrackingError
 
 #: Sub-pixel bits for cv2 drawing (coordinates are multiplied by 2**_SHIFT).
@@ -129,11 +130,7 @@ class PreviewWriter:
             raise TrackingError(f"preview needs a positive fps and size, got {fps} fps, "
                                 f"{width}x{height}")
         self._writer = None
-        # silence OpenCV's messages about encoders that fail the probe (OpenCV 4 and 5 spell it
-        # differently; ffmpeg's own messages still reach stderr)
-        set_level = getattr(cv2, "setLogLevel", None) or cv2.utils.logging.setLogLevel
-        previous_level = set_level(0)
-        try:
+        with quiet_opencv():   # encoders that fail the probe complain
             for codec in self.CODECS:
                 writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*codec), float(fps),
                                          (self.width, self.height))
@@ -141,8 +138,6 @@ class PreviewWriter:
                     self._writer, self.codec = writer, codec
                     break
                 writer.release()
-        finally:
-            set_level(previous_level)
         if self._writer is None:
             raise TrackingError(f"cannot write {self.path}: no mp4 encoder available "
                                 f"(tried {', '.join(self.CODECS)})")
