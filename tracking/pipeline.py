@@ -141,9 +141,9 @@ def track_footage(footage: Footage, tracker: FrameTracker, *, mode: str = "realt
             builder.add(frame_index)
             without_face += 1
         if preview is not None:
-            preview.write(draw_preview(image, result, tracker.preview_edges,
-                                       f"frame {frame_index}" + ("" if result.found
-                                                                 else "  no face")))
+            status = (f"frame {frame_index}  landmark error {result.landmark_error:.2f}"
+                      if result.found else f"frame {frame_index}  no face")
+            preview.write(draw_preview(image, result, tracker.preview_edges, status))
         del image
         now = time.monotonic()
         if progress is not None and now - last_report >= progress_interval:
