@@ -1,0 +1,61 @@
+"""Registration and the Generate Face Rig operator, through bpy.ops as a user runs it."""
+
+import numpy as np
+
+import bpy
+import densecap
+from densecap.densecap_addon.rig import rig_identity, rig_mesh
+
+
+def test_register_unregister_twice(empty_scene):
+    for _ in range(2):
+        densecap.register()
+        assert hasattr(bpy.types.Scene, "densecap")
+        assert hasattr(bpy.types, "VIEW3D_PT_densecap")
+        assert bpy.ops.densecap.generate_rig.get_rna_type() is not None
+        densecap.unregister()
+        assert not hasattr(bpy.types.Scene, "densecap")
+        assert not hasattr(bpy.types, "VIEW3D_PT_densecap")
+
+
+def test_generate_rig_operator(registered, face_model):
+    assert bpy.ops.densecap.generate_rig() == {'FINISHED'}
+    armature_obj = bpy.context.scene.densecap.rig
+    assert armature_obj is not None and bpy.context.active_object == armature_obj
+    np.testing.assert_array_equal(rig_identity(armature_obj), np.zeros(face_model.num_identity))
+    assert len(rig_mesh(armature_obj).data.shape_keys.key_blocks) == 56
+
+
+def test_generate_rig_reuses_identity_of_active_rig(registered, face_model):
+    assert bpy.ops.densecap.generate_rig() == {'FINISHED'}
+    first = bpy.context.scene.densecap.rig
+    beta = np.linspace(-1.0, 1.0, face_model.num_identity)
+    first["densecap_beta"] = beta.tolist()
+    assert bpy.ops.densecap.generate_rig() == {'FINISHED'}
+    second = bpy.context.scene.densecap.rig
+    assert second != first
+    np.testing.assert_allclose(rig_identity(second), beta)
+
+
+def test_generate_rig_missing_model_is_cancelled(registered, tmp_path):
+    missing = tmp_path / "no_such_model.npz"
+    objects_before = len(bpy.data.objects)
+    try:
+        result = bpy.ops.densecap.generate_rig(model_path=str(missing))
+    except RuntimeError as exc:                # bpy.ops raises on an ERROR report
+        assert "face model file not found" in str(exc)
+    else:
+        assert result == {'CANCELLED'}
+    assert len(bpy.data.objects) == objects_before
+
+
+def test_generate_rig_invalid_model_is_cancelled(registered, tmp_path):
+    broken = tmp_path / "broken.npz"
+    broken.write_bytes(b"not a zip file")
+    try:
+        result = bpy.ops.densecap.generate_rig(model_path=str(broken))
+    except RuntimeError as exc:
+        assert "not a readable npz" in str(exc)
+    else:
+        assert result == {'CANCELLED'}
+    assert len(bpy.data.objects) == 0
