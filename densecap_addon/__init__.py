@@ -1,25 +1,31 @@
-"""The Blender layer of DenseCap: properties, the sidebar panel, rig generation.
+"""The Blender layer of DenseCap: properties, the sidebar panel, rig generation, keyframes.
 
 `register()` / `unregister()` are called by the extension's root `__init__.py`; they
-register this layer's classes and every operator from `operators/`.
+register this layer's classes and every operator from `operators/`. bpy is imported only
+inside them (and in the bpy modules), so the bpy-free `rig_data` imports without Blender.
 """
 
-import bpy
 
-from .. import operators
-from . import panels, properties
-
-_register_classes, _unregister_classes = bpy.utils.register_classes_factory(
-    properties.CLASSES + panels.CLASSES)
+def _classes():
+    from . import panels, properties
+    return properties.CLASSES + panels.CLASSES
 
 
 def register():
-    _register_classes()
+    import bpy
+    from .. import operators
+    from . import properties
+    for cls in _classes():
+        bpy.utils.register_class(cls)
     properties.register()
     operators.register()
 
 
 def unregister():
+    import bpy
+    from .. import operators
+    from . import properties
     operators.unregister()
     properties.unregister()
-    _unregister_classes()
+    for cls in reversed(_classes()):
+        bpy.utils.unregister_class(cls)

@@ -95,6 +95,9 @@ def _material(name: str) -> bpy.types.Material:
         if node.type == 'BSDF_PRINCIPLED':
             node.inputs["Base Color"].default_value = colour
             node.inputs["Roughness"].default_value = roughness
+            node.inputs["Alpha"].default_value = colour[3]
+    if colour[3] < 1.0:
+        material.surface_render_method = 'BLENDED'   # EEVEE (4.2+); Workbench uses diffuse_color
     return material
 
 

@@ -24,6 +24,18 @@ from ..solver.model import joints, shape
 #: Length of every bone (metres); bones point along their rest Y axis (Blender +Z, up).
 BONE_LENGTH = 0.05
 
+#: ICT eyeballs are two shells: an outer one ("sclera" material) that bulges into the
+#: cornea, and an inner one ("iris" material) carrying iris and pupil. ICT paints them with
+#: textures; the rig has plain colours, so it derives two materials from the geometry:
+#: the outer-shell polygons over the iris become a transparent cornea, and the inner-shell
+#: polygons of the pupil (what PupilDilate moves most) a dark pupil.
+CORNEA_MATERIAL = "M_Cornea"
+PUPIL_MATERIAL = "M_Pupil"
+
+#: Per eye: ICT outer-shell material, inner-shell material, pupil shape key, eye joint.
+EYES = (("M_ScleraLeft", "M_IrisLeft", "PupilDilate_L", "eye_L"),
+        ("M_ScleraRight", "M_IrisRight", "PupilDilate_R", "eye_R"))
+
 #: Principled BSDF base colour (linear RGBA) and roughness per ICT material;
 #: materials not listed get the skin colour.
 MATERIAL_LOOKS = {
@@ -35,7 +47,9 @@ MATERIAL_LOOKS = {
     "M_ScleraRight": ((0.92, 0.90, 0.88, 1.0), 0.15),
     "M_IrisLeft": ((0.12, 0.22, 0.35, 1.0), 0.1),
     "M_IrisRight": ((0.12, 0.22, 0.35, 1.0), 0.1),
-    "M_EyeLashes": ((0.03, 0.02, 0.015, 1.0), 0.6),
+    "M_EyeLashes": ((0.03, 0.02, 0.015, 0.45), 0.6),   # cards: ICT paints them with alpha
+    CORNEA_MATERIAL: ((1.0, 1.0, 1.0, 0.0), 0.05),
+    PUPIL_MATERIAL: ((0.005, 0.005, 0.005, 1.0), 0.1),
 }
 DEFAULT_LOOK = MATERIAL_LOOKS["M_Face"]
 
@@ -50,7 +64,8 @@ class RigMeshData:
     polygon_loop_totals : (P,) int32, corners per polygon (3 or 4)
     loop_uvs : (C, 2) float32, UV of each corner
     polygon_material : (P,) int32, index into material_names
-    material_names : (M,) names of the ICT materials the render polygons use
+    material_names : (M,) names of the ICT materials the render polygons use, then
+        CORNEA_MATERIAL and PUPIL_MATERIAL
     shape_key_names : (E,) expression names (ARKit + pupils)
     shape_key_positions : (E, V, 3) float32, absolute positions of each shape key
     vertex_group_weights : (V, K) float64, skinning weight per vertex and bone
@@ -94,6 +109,47 @@ def render_polygons(model: FaceModel) -> np.ndarray:
     return np.nonzero(np.logical_and.reduceat(shown[model.polygon_vertices], starts))[0]
 
 
+def eye_polygon_masks(model: FaceModel) -> tuple[np.ndarray, np.ndarray]:
+    """Cornea and pupil polygons of the model: two (P_all,) bool masks.
+
+    Per eye, on the neutral mesh: the inner-shell vertices that the pupil shape key moves
+    are the iris; the gaze axis runs from the eye joint to their centroid. Cornea: outer-shell
+    polygons with every corner within the iris's angular radius about the axis. Pupil: every
+    inner-shell polygon but the iris ring, i.e. the pupil disc (corners within the angular
+    radius of the vertices moved by more than half the largest pupil displacement) and the
+    eyeball's inside, which shows only through the pupil.
+    """
+    starts = np.concatenate([[0], np.cumsum(model.polygon_sizes)[:-1]])
+    corner_material = np.repeat(model.polygon_material, model.polygon_sizes)
+    joint_positions = joints(model, np.zeros(model.num_identity))
+    cornea = np.zeros(len(model.polygon_sizes), dtype=bool)
+    pupil = np.zeros_like(cornea)
+    for outer_name, inner_name, pupil_key, joint_name in EYES:
+        if not {outer_name, inner_name} <= set(model.material_names):
+            continue
+        inner = np.unique(model.polygon_vertices[
+            corner_material == model.material_names.index(inner_name)])
+        moved = np.linalg.norm(
+            model.expression_basis[model.expression_names.index(pupil_key)][inner], axis=1)
+        centre = joint_positions[JOINT_NAMES.index(joint_name)]
+        directions = _unit(model.neutral[inner].astype(np.float64) - centre)
+        axis = _unit(directions[moved > 0].mean(axis=0))
+        iris_cos = (directions[moved > 0] @ axis).min()
+        pupil_cos = (directions[moved > 0.5 * moved.max()] @ axis).min()
+        corner_cos = _unit(model.neutral[model.polygon_vertices].astype(np.float64)
+                           - centre) @ axis
+        in_iris_cone = np.logical_and.reduceat(corner_cos >= iris_cos, starts)
+        in_pupil_cone = np.logical_and.reduceat(corner_cos >= pupil_cos, starts)
+        cornea |= (model.polygon_material == model.material_names.index(outer_name)) & in_iris_cone
+        pupil |= ((model.polygon_material == model.material_names.index(inner_name))
+                  & ~(in_iris_cone & ~in_pupil_cone))
+    return cornea, pupil
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    return vectors / np.linalg.norm(vectors, axis=-1, keepdims=True)
+
+
 def build_mesh_data(model: FaceModel, beta: np.ndarray) -> RigMeshData:
     """Mesh arrays of the rig for identity `beta` (B,)."""
     vertex_ids = np.asarray(model.render_vertices, dtype=np.int64)
@@ -110,6 +166,11 @@ def build_mesh_data(model: FaceModel, beta: np.ndarray) -> RigMeshData:
 
     used_materials, polygon_material = np.unique(model.polygon_material[polygons],
                                                  return_inverse=True)
+    material_names = tuple(model.material_names[i] for i in used_materials)
+    polygon_material = polygon_material.reshape(-1)
+    cornea, pupil = eye_polygon_masks(model)
+    polygon_material[cornea[polygons]] = len(material_names)
+    polygon_material[pupil[polygons]] = len(material_names) + 1
     basis = shape(model, beta, np.zeros(model.num_expressions), vertex_ids)
     positions = model_to_blender_points(basis)
     offsets = model.expression_basis[:, vertex_ids].astype(np.float64)
@@ -120,8 +181,8 @@ def build_mesh_data(model: FaceModel, beta: np.ndarray) -> RigMeshData:
         polygon_loop_starts=np.concatenate([[0], np.cumsum(totals)[:-1]]).astype(np.int32),
         polygon_loop_totals=totals,
         loop_uvs=model.uv_coords[model.polygon_uv_indices[corner_ids]].astype(np.float32),
-        polygon_material=polygon_material.reshape(-1).astype(np.int32),
-        material_names=tuple(model.material_names[i] for i in used_materials),
+        polygon_material=polygon_material.astype(np.int32),
+        material_names=material_names + (CORNEA_MATERIAL, PUPIL_MATERIAL),
         shape_key_names=tuple(model.expression_names),
         shape_key_positions=keys,
         vertex_group_weights=model.skin_weights[vertex_ids],

@@ -67,7 +67,8 @@ def test_rig_structure(empty_scene, face_model):
     assert len(modifiers) == 1 and modifiers[0].object == armature_obj
     assert mesh_obj.data.uv_layers.active is not None
     material_names = [m.name for m in mesh_obj.data.materials]
-    assert {"M_Face", "M_Teeth", "M_IrisLeft", "M_EyeLashes"} <= set(material_names)
+    assert {"M_Face", "M_Teeth", "M_IrisLeft", "M_EyeLashes", "M_Cornea", "M_Pupil"} <= set(
+        material_names)
     used = np.zeros(len(mesh_obj.data.polygons), dtype=np.int32)
     mesh_obj.data.polygons.foreach_get("material_index", used)
     assert set(np.unique(used)) == set(range(len(material_names)))
