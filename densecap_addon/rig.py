@@ -27,7 +27,10 @@ def create_rig(model: FaceModel, beta: np.ndarray, name: str = "DenseCapFace",
     """Build the rig for identity `beta` (B,) and return its armature object.
 
     The objects are linked to `collection` (default: the scene collection of the context).
+    Call in Object Mode (bones are written in the armature's Edit Mode).
     """
+    if bpy.context.mode != 'OBJECT':
+        raise RuntimeError(f"create_rig needs Object Mode, the context is in {bpy.context.mode}")
     beta = np.asarray(beta, dtype=np.float64)
     if beta.shape != (model.num_identity,):
         raise ValueError(f"beta must have shape ({model.num_identity},), got {beta.shape}")
