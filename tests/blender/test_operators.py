@@ -1,10 +1,12 @@
 """Registration and the Generate Face Rig operator, through bpy.ops as a user runs it."""
 
 import numpy as np
+import pytest
 
 import bpy
 import densecap
 from densecap.densecap_addon.rig import rig_identity, rig_mesh
+from densecap.operators.generate_rig import DENSECAP_OT_generate_rig
 
 
 def test_register_unregister_twice(empty_scene):
@@ -37,25 +39,34 @@ def test_generate_rig_reuses_identity_of_active_rig(registered, face_model):
     np.testing.assert_allclose(rig_identity(second), beta)
 
 
+class ReportRecorder:
+    """Stands in for the operator instance when `execute` is called directly."""
+
+    def __init__(self, model_path):
+        self.model_path = model_path
+        self.reports = []
+
+    def report(self, levels, message):
+        self.reports.append((levels, message))
+
+
 def test_generate_rig_missing_model_is_cancelled(registered, tmp_path):
-    missing = tmp_path / "no_such_model.npz"
-    objects_before = len(bpy.data.objects)
-    try:
-        result = bpy.ops.densecap.generate_rig(model_path=str(missing))
-    except RuntimeError as exc:                # bpy.ops raises on an ERROR report
-        assert "face model file not found" in str(exc)
-    else:
-        assert result == {'CANCELLED'}
-    assert len(bpy.data.objects) == objects_before
+    missing = str(tmp_path / "no_such_model.npz")
+    # Through bpy.ops, as a user runs it: the ERROR report surfaces as RuntimeError.
+    with pytest.raises(RuntimeError, match="face model file not found"):
+        bpy.ops.densecap.generate_rig(model_path=missing)
+    assert len(bpy.data.objects) == 0
+    # The operator's own answer: CANCELLED with one ERROR report naming the file.
+    recorder = ReportRecorder(missing)
+    assert DENSECAP_OT_generate_rig.execute(recorder, bpy.context) == {'CANCELLED'}
+    assert [levels for levels, _ in recorder.reports] == [{'ERROR'}]
+    assert missing in recorder.reports[0][1]
+    assert len(bpy.data.objects) == 0
 
 
 def test_generate_rig_invalid_model_is_cancelled(registered, tmp_path):
     broken = tmp_path / "broken.npz"
     broken.write_bytes(b"not a zip file")
-    try:
-        result = bpy.ops.densecap.generate_rig(model_path=str(broken))
-    except RuntimeError as exc:
-        assert "not a readable npz" in str(exc)
-    else:
-        assert result == {'CANCELLED'}
+    with pytest.raises(RuntimeError, match="not a readable npz"):
+        bpy.ops.densecap.generate_rig(model_path=str(broken))
     assert len(bpy.data.objects) == 0
