@@ -101,12 +101,17 @@ class RigBoneData:
     rest_matrices: np.ndarray
 
 
+def _all_corners(model: FaceModel, corner_flags: np.ndarray) -> np.ndarray:
+    """Per polygon (P_all,): whether the flag (C,) holds at every corner."""
+    starts = np.concatenate([[0], np.cumsum(model.polygon_sizes)[:-1]])
+    return np.logical_and.reduceat(corner_flags, starts)
+
+
 def render_polygons(model: FaceModel) -> np.ndarray:
     """Indices (P,) of the render polygons: those whose corners are all render vertices."""
     shown = np.zeros(model.num_vertices, dtype=bool)
     shown[model.render_vertices] = True
-    starts = np.concatenate([[0], np.cumsum(model.polygon_sizes)[:-1]])
-    return np.nonzero(np.logical_and.reduceat(shown[model.polygon_vertices], starts))[0]
+    return np.nonzero(_all_corners(model, shown[model.polygon_vertices]))[0]
 
 
 def eye_polygon_masks(model: FaceModel) -> tuple[np.ndarray, np.ndarray]:
@@ -119,7 +124,6 @@ def eye_polygon_masks(model: FaceModel) -> tuple[np.ndarray, np.ndarray]:
     radius of the vertices moved by more than half the largest pupil displacement) and the
     eyeball's inside, which shows only through the pupil.
     """
-    starts = np.concatenate([[0], np.cumsum(model.polygon_sizes)[:-1]])
     corner_material = np.repeat(model.polygon_material, model.polygon_sizes)
     joint_positions = joints(model, np.zeros(model.num_identity))
     cornea = np.zeros(len(model.polygon_sizes), dtype=bool)
@@ -131,16 +135,18 @@ def eye_polygon_masks(model: FaceModel) -> tuple[np.ndarray, np.ndarray]:
             corner_material == model.material_names.index(inner_name)])
         moved = np.linalg.norm(
             model.expression_basis[model.expression_names.index(pupil_key)][inner], axis=1)
+        iris = moved > 1e-3 * moved.max()
         centre = joint_positions[JOINT_NAMES.index(joint_name)]
         directions = _unit(model.neutral[inner].astype(np.float64) - centre)
-        axis = _unit(directions[moved > 0].mean(axis=0))
-        iris_cos = (directions[moved > 0] @ axis).min()
+        axis = _unit(directions[iris].mean(axis=0))
+        iris_cos = (directions[iris] @ axis).min()
         pupil_cos = (directions[moved > 0.5 * moved.max()] @ axis).min()
         corner_cos = _unit(model.neutral[model.polygon_vertices].astype(np.float64)
                            - centre) @ axis
-        in_iris_cone = np.logical_and.reduceat(corner_cos >= iris_cos, starts)
-        in_pupil_cone = np.logical_and.reduceat(corner_cos >= pupil_cos, starts)
-        cornea |= (model.polygon_material == model.material_names.index(outer_name)) & in_iris_cone
+        in_iris_cone = _all_corners(model, corner_cos >= iris_cos)
+        in_pupil_cone = _all_corners(model, corner_cos >= pupil_cos)
+        cornea |= ((model.polygon_material == model.material_names.index(outer_name))
+                   & in_iris_cone)
         pupil |= ((model.polygon_material == model.material_names.index(inner_name))
                   & ~(in_iris_cone & ~in_pupil_cone))
     return cornea, pupil
