@@ -7,7 +7,7 @@ from densecap.densecap_addon.animation import write_rig_animation
 from densecap.densecap_addon.rig import create_rig, rig_mesh
 from densecap.solver import mesh
 from densecap.solver.conventions import model_to_blender_points
-from bridge import BRIDGE_TOLERANCE_M, evaluated_world_vertices, random_parameters
+from bridge_checks import BRIDGE_TOLERANCE_M, evaluated_world_vertices, random_parameters
 
 
 def test_keyframed_rig_matches_solver(empty_scene, face_model):
@@ -40,7 +40,9 @@ def test_keyframed_rig_matches_solver(empty_scene, face_model):
 
 
 def action_fcurves(owner):
-    """The F-curves of `owner`'s action (layered actions, Blender 4.4+)."""
-    from bpy_extras.anim_utils import action_get_channelbag_for_slot
+    """The F-curves of `owner`'s action (legacy actions before 4.4, then slots/layers)."""
     animation_data = owner.animation_data
+    if not hasattr(animation_data, "action_slot"):
+        return animation_data.action.fcurves
+    from bpy_extras.anim_utils import action_get_channelbag_for_slot
     return action_get_channelbag_for_slot(animation_data.action, animation_data.action_slot).fcurves

@@ -9,7 +9,7 @@ from densecap.densecap_addon.rig_data import build_mesh_data
 from densecap.solver import mesh
 from densecap.solver.conventions import (JOINT_NAMES, JOINT_PARENTS, MODEL_TO_BLENDER,
                                          THETA_SIZE, model_to_blender_points)
-from bridge import BRIDGE_TOLERANCE_M, evaluated_world_vertices, random_parameters
+from bridge_checks import BRIDGE_TOLERANCE_M, evaluated_world_vertices, random_parameters
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
