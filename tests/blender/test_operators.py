@@ -13,7 +13,9 @@ def test_register_unregister_twice(empty_scene):
     for _ in range(2):
         densecap.register()
         assert hasattr(bpy.types.Scene, "densecap")
-        assert hasattr(bpy.types, "VIEW3D_PT_densecap")
+        panel = bpy.types.VIEW3D_PT_densecap
+        assert (panel.bl_space_type, panel.bl_region_type, panel.bl_category) == (
+            'VIEW_3D', 'UI', "DenseCap")
         assert bpy.ops.densecap.generate_rig.get_rna_type() is not None
         densecap.unregister()
         assert not hasattr(bpy.types.Scene, "densecap")
