@@ -47,7 +47,7 @@ $(ASSETS): $(VENV)/.installed tools/build_assets.py
 	$(PY) -m tools.build_assets --ict $(SHARED)/ict-facekit/ict_face_model.npz --out $@
 
 demo: $(ASSETS)
-	$(PY) -m tracking.demo
+	$(PY) -m densecap.densecap_addon.demo
 
 test: test-unit test-blender test-blender52
 
