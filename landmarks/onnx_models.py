@@ -71,6 +71,35 @@ def _rgb_tensor(image_bgr, low, high) -> np.ndarray:
     return (rgb * ((high - low) / 255.0) + low)[None]
 
 
+def warp_square(image_bgr, centre, side, size, angle=0.0):
+    """Crop a square of ``side`` image pixels around ``centre``, rotated by ``angle``, to size x size.
+
+    Parameters
+    ----------
+    image_bgr : (H, W, 3) uint8
+    centre : (2,) float -- x, y in image pixels (corner origin)
+    side : float -- crop side in image pixels
+    size : int -- output side in pixels (e.g. ``FACE_MESH_SIZE``)
+    angle : float -- radians; the crop's x axis is the image x axis rotated by ``angle``
+        (counter-clockwise on screen is negative, as y points down)
+
+    Returns
+    -------
+    crop : (size, size, 3) uint8 -- outside the image is replicated border (as MediaPipe)
+    matrix : (2, 3) float64 -- crop pixel = matrix @ (image x, image y, 1), corner origin
+    """
+    scale = size / float(side)
+    cos, sin = np.cos(angle) * scale, np.sin(angle) * scale
+    linear = np.array([[cos, sin], [-sin, cos]])
+    matrix = np.hstack([linear, (size / 2.0 - linear @ np.asarray(centre, float))[:, None]])
+    # cv2 maps pixel centres: shift into and out of the centre convention.
+    shift = matrix.copy()
+    shift[:, 2] += linear @ np.array([0.5, 0.5]) - 0.5
+    crop = cv2.warpAffine(image_bgr, shift, (size, size), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REPLICATE)
+    return crop, matrix
+
+
 def ssd_anchors() -> np.ndarray:
     """Anchor centres of the short-range detector, (896, 2) float32 in [0, 1] (x, y).
 
