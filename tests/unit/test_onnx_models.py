@@ -108,3 +108,32 @@ def test_bad_input_is_a_clear_error(tmp_path):
     with pytest.raises(LandmarkError, match="uint8 BGR"):
         mesh(np.zeros((192, 192, 3), np.float32))
     assert om.FaceDetector().detect(np.zeros((240, 320, 3), np.uint8)) == []
+
+
+def test_rotated_crop_maps_back_to_the_image():
+    """warp_square's angle and matrix: landmarks of a rotated image map back consistently."""
+    image = cv2.imread(str(STILL), cv2.IMREAD_COLOR)
+    detector, mesh = om.FaceDetector(), om.FaceMesh()
+
+    def image_landmarks(img):
+        face = detector.detect(img)[0]
+        right_eye, left_eye = face.keypoints[0], face.keypoints[1]
+        angle = np.arctan2(*(left_eye - right_eye)[::-1])
+        crop, matrix = om.warp_square(img, (face.box[:2] + face.box[2:]) / 2,
+                                      1.5 * (face.box[2] - face.box[0]), om.FACE_MESH_SIZE, angle)
+        landmarks, presence = mesh(crop)
+        assert presence > 0.9
+        inverse = cv2.invertAffineTransform(matrix)
+        return landmarks[:, :2] @ inverse[:, :2].T + inverse[:, 2]
+
+    upright = image_landmarks(image)
+    height, width = image.shape[:2]
+    # cv2's rotation acts on pixel centres; shift to the corner convention for the points.
+    rotation = cv2.getRotationMatrix2D((width / 2 - 0.5, height / 2 - 0.5), 25.0, 1.0)
+    rotated = cv2.warpAffine(image, rotation, (width, height), flags=cv2.INTER_LINEAR)
+    corner_rotation = rotation.copy()
+    corner_rotation[:, 2] += 0.5 - rotation[:, :2] @ np.array([0.5, 0.5])
+    expected = upright @ corner_rotation[:, :2].T + corner_rotation[:, 2]
+    inter_ocular = np.linalg.norm(upright[33] - upright[263])
+    error = np.linalg.norm(image_landmarks(rotated) - expected, axis=1)
+    assert np.median(error) < 0.03 * inter_ocular, np.median(error) / inter_ocular
