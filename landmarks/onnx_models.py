@@ -65,7 +65,7 @@ def _check_bgr(image, size=None) -> np.ndarray:
     return image
 
 
-def _rgb_tensor(image_bgr, low, high) -> np.ndarray:
+def rgb_tensor(image_bgr, low, high) -> np.ndarray:
     """(H, W, 3) uint8 BGR -> (1, H, W, 3) float32 RGB scaled to [low, high]."""
     rgb = image_bgr[:, :, ::-1].astype(np.float32)
     return (rgb * ((high - low) / 255.0) + low)[None]
@@ -218,7 +218,7 @@ class FaceDetector:
         """Faces in an (H, W, 3) uint8 BGR image, most confident first."""
         image_bgr = _check_bgr(image_bgr)
         boxed, (scale, offset_x, offset_y) = self.letterbox(image_bgr)
-        regressors, logits = self.raw(_rgb_tensor(boxed, -1.0, 1.0))
+        regressors, logits = self.raw(rgb_tensor(boxed, -1.0, 1.0))
         scores = 1.0 / (1.0 + np.exp(-np.clip(logits.astype(np.float64), -100.0, 100.0)))
         keep = scores >= self.score_threshold
         if not keep.any():
@@ -264,7 +264,7 @@ class FaceMesh:
         presence : float -- probability that the crop contains a face
         """
         crop_bgr = _check_bgr(crop_bgr, FACE_MESH_SIZE)
-        landmarks, logit = self.raw(_rgb_tensor(crop_bgr, 0.0, 1.0))
+        landmarks, logit = self.raw(rgb_tensor(crop_bgr, 0.0, 1.0))
         return landmarks, float(1.0 / (1.0 + np.exp(-logit)))
 
 
@@ -295,7 +295,7 @@ class IrisLandmarks:
         crop_bgr = _check_bgr(crop_bgr, IRIS_SIZE)
         if is_right_eye:
             crop_bgr = crop_bgr[:, ::-1]
-        contour, iris = self.raw(_rgb_tensor(crop_bgr, 0.0, 1.0))
+        contour, iris = self.raw(rgb_tensor(crop_bgr, 0.0, 1.0))
         if is_right_eye:
             contour[:, 0] = IRIS_SIZE - contour[:, 0]
             iris[:, 0] = IRIS_SIZE - iris[:, 0]

@@ -64,7 +64,7 @@ class ParityChecker:
     def image(self, image_bgr) -> dict:
         """Max |ONNX - TFLite| per output for one image (only detector keys if no face)."""
         boxed, _ = self.detector.letterbox(image_bgr)
-        tensor = om._rgb_tensor(boxed, -1.0, 1.0)
+        tensor = om.rgb_tensor(boxed, -1.0, 1.0)
         regressors, logits = self.detector.raw(tensor)
         ref_regressors, ref_logits = self.reference["face_detection_short_range"](tensor)
         regressor_diff = np.abs(regressors - ref_regressors[0])
@@ -84,7 +84,7 @@ class ParityChecker:
         crop, matrix = om.warp_square(image_bgr, (box[:2] + box[2:]) / 2,
                                       1.5 * max(box[2] - box[0], box[3] - box[1]),
                                       om.FACE_MESH_SIZE)
-        tensor = om._rgb_tensor(crop, 0.0, 1.0)
+        tensor = om.rgb_tensor(crop, 0.0, 1.0)
         landmarks, logit = self.mesh.raw(tensor)
         ref_landmarks, ref_logit = self.reference["face_landmark"](tensor)
         diffs["face_mesh_xy_px"] = np.abs(landmarks[:, :2]
@@ -98,7 +98,7 @@ class ParityChecker:
                                     2.3 * np.linalg.norm(corners[1] - corners[0]), om.IRIS_SIZE)
             if side == "right":
                 eye = np.ascontiguousarray(eye[:, ::-1])
-            tensor = om._rgb_tensor(eye, 0.0, 1.0)
+            tensor = om.rgb_tensor(eye, 0.0, 1.0)
             contour, iris = self.iris.raw(tensor)
             ref_contour, ref_iris = self.reference["iris_landmark"](tensor)
             for key, ours, ref in (("iris_contour", contour, ref_contour),
