@@ -48,7 +48,8 @@ def download_wheel(cache: Path) -> Path:
 
 
 def build(cache: Path, out: Path) -> list[Path]:
-    """Extract, convert and write the ONNX models plus ``LICENSE.mediapipe``; returns paths."""
+    """Extract, convert and write the ONNX models into ``out`` and MediaPipe's licence into
+    ``out/../licenses/mediapipe/``; returns the paths written."""
     wheel = download_wheel(cache)
     out.mkdir(parents=True, exist_ok=True)
     tflite_dir = cache / "tflite"
@@ -62,13 +63,17 @@ def build(cache: Path, out: Path) -> list[Path]:
             path = out / f"{stem}.onnx"
             onnx.save(model, str(path))
             written.append(path)
-        license_path = out / "LICENSE.mediapipe"
-        license_path.write_bytes(
-            f"The networks in this folder were converted from the TFLite models in\n"
-            f"mediapipe=={MEDIAPIPE_VERSION} (https://github.com/google-ai-edge/mediapipe),\n"
-            f"licensed under the Apache License 2.0, reproduced below.\n\n".encode()
-            + archive.read(LICENSE_PATH))
-        written.append(license_path)
+        licence_dir = out.parent / "licenses" / "mediapipe"
+        licence_dir.mkdir(parents=True, exist_ok=True)
+        (licence_dir / "LICENSE").write_bytes(archive.read(LICENSE_PATH))
+        (licence_dir / "CREDITS.md").write_text(
+            f"The networks in `assets/models/` ({', '.join(f'{s}.onnx' for s in NETWORKS)}) were\n"
+            f"converted to ONNX from the TFLite models in the `mediapipe=={MEDIAPIPE_VERSION}`\n"
+            f"wheel (https://github.com/google-ai-edge/mediapipe), Copyright Google LLC,\n"
+            f"licensed under the Apache License 2.0 (`LICENSE` beside this file). Changes:\n"
+            f"format conversion (TFLite -> ONNX), fp16 weights stored as float32, PReLU\n"
+            f"rewritten as equivalent depthwise convolutions.\n")
+        written += [licence_dir / "LICENSE", licence_dir / "CREDITS.md"]
     return written
 
 
