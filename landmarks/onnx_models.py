@@ -188,23 +188,20 @@ class FaceDetector:
         self.iou_threshold = float(iou_threshold)
 
     def letterbox(self, image_bgr):
-        """Scale ``image_bgr`` to fit 128x128 centred on black.
+        """Scale ``image_bgr`` to fit 128x128 (area averaging), centred on black.
 
-        Returns the (128, 128, 3) uint8 image and (scale, offset_x, offset_y) such that
-        detector pixel = image pixel * scale + offset.
+        Returns the (128, 128, 3) uint8 image, ``scale`` (2,) and ``offset`` (2,) float64 such
+        that detector pixel = image pixel * scale + offset (x, y; corner origin).
         """
         height, width = image_bgr.shape[:2]
-        scale = DETECTOR_SIZE / max(height, width)
-        offset_x = (DETECTOR_SIZE - width * scale) / 2
-        offset_y = (DETECTOR_SIZE - height * scale) / 2
-        # Pixel-corner convention: the affine map acts on corners, cv2 maps centres.
-        shift_x = offset_x + 0.5 * scale - 0.5
-        shift_y = offset_y + 0.5 * scale - 0.5
-        matrix = np.array([[scale, 0, shift_x], [0, scale, shift_y]], dtype=np.float64)
-        boxed = cv2.warpAffine(image_bgr, matrix, (DETECTOR_SIZE, DETECTOR_SIZE),
-                               flags=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
-                               borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-        return boxed, (scale, offset_x, offset_y)
+        fit = DETECTOR_SIZE / max(height, width)
+        size = np.array([max(1, round(width * fit)), max(1, round(height * fit))])
+        resized = cv2.resize(image_bgr, tuple(int(v) for v in size),
+                             interpolation=cv2.INTER_AREA if fit < 1 else cv2.INTER_LINEAR)
+        offset = (DETECTOR_SIZE - size) // 2
+        boxed = np.zeros((DETECTOR_SIZE, DETECTOR_SIZE, 3), np.uint8)
+        boxed[offset[1]:offset[1] + size[1], offset[0]:offset[0] + size[0]] = resized
+        return boxed, size / np.array([width, height], float), offset.astype(float)
 
     def raw(self, tensor):
         """Network outputs for a (1, 128, 128, 3) float32 RGB tensor in [-1, 1].
@@ -217,7 +214,7 @@ class FaceDetector:
     def detect(self, image_bgr) -> list[FaceDetection]:
         """Faces in an (H, W, 3) uint8 BGR image, most confident first."""
         image_bgr = _check_bgr(image_bgr)
-        boxed, (scale, offset_x, offset_y) = self.letterbox(image_bgr)
+        boxed, scale, offset = self.letterbox(image_bgr)
         regressors, logits = self.raw(rgb_tensor(boxed, -1.0, 1.0))
         scores = 1.0 / (1.0 + np.exp(-np.clip(logits.astype(np.float64), -100.0, 100.0)))
         keep = scores >= self.score_threshold
@@ -229,7 +226,6 @@ class FaceDetector:
         half = regressors[:, 2:4] / 2
         boxes = np.concatenate([box_centre - half, box_centre + half], axis=1)
         keypoints = centres[:, None, :] + regressors[:, 4:16].reshape(-1, 6, 2)
-        offset = np.array([offset_x, offset_y], dtype=np.float32)
         faces = []
         for box, points, score in weighted_nms(boxes, keypoints, scores, self.iou_threshold):
             box = ((box.reshape(2, 2) - offset) / scale).ravel().astype(np.float32)

@@ -63,7 +63,7 @@ class ParityChecker:
 
     def image(self, image_bgr) -> dict:
         """Max |ONNX - TFLite| per output for one image (only detector keys if no face)."""
-        boxed, _ = self.detector.letterbox(image_bgr)
+        boxed, _, _ = self.detector.letterbox(image_bgr)
         tensor = om.rgb_tensor(boxed, -1.0, 1.0)
         regressors, logits = self.detector.raw(tensor)
         ref_regressors, ref_logits = self.reference["face_detection_short_range"](tensor)
