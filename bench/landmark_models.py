@@ -54,7 +54,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
     results = {}
-    for stem, size, low in (("face_detection_short_range", om.DETECTOR_SIZE, -1.0),
+    for stem, size, low in (("face_detection_short_range", om.DETECTORS["short"].size, -1.0),
+                            ("face_detection_full_range", om.DETECTORS["full"].size, -1.0),
                             ("face_landmark", om.FACE_MESH_SIZE, 0.0),
                             ("iris_landmark", om.IRIS_SIZE, 0.0)):
         session = om.load_session(args.models / f"{stem}.onnx", args.threads)

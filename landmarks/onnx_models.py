@@ -5,8 +5,9 @@ The ONNX files are made at build time by ``tools/mediapipe_models.py`` (``make m
 per-network colour conversion and normalisation itself. Image coordinates are pixels with the
 origin at the top-left pixel's corner, x right, y down (the project's convention).
 
-- :class:`FaceDetector`: whole image -> faces (:class:`FaceDetection`), short-range BlazeFace:
-  128x128 letterboxed input in [-1, 1], 896 SSD anchors, weighted non-maximum suppression.
+- :class:`FaceDetector`: whole image -> faces (:class:`FaceDetection`), BlazeFace short range
+  (128x128 letterboxed input in [-1, 1], 896 SSD anchors) or full range (192x192, 2304
+  anchors), weighted non-maximum suppression.
 - :class:`FaceMesh`: an aligned 192x192 face crop -> 468 landmarks (x, y, z) in crop pixels and
   a face-presence probability.
 - :class:`IrisLandmarks`: a 64x64 eye crop -> 71 eye-contour/brow points and 5 iris points
@@ -28,7 +29,6 @@ from .errors import LandmarkError
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "assets" / "models"
 
-DETECTOR_SIZE = 128
 FACE_MESH_SIZE = 192
 IRIS_SIZE = 64
 NUM_FACE_MESH_LANDMARKS = 468
@@ -100,15 +100,37 @@ def warp_square(image_bgr, centre, side, size, angle=0.0):
     return crop, matrix
 
 
-def ssd_anchors() -> np.ndarray:
-    """Anchor centres of the short-range detector, (896, 2) float32 in [0, 1] (x, y).
+@dataclass(frozen=True)
+class DetectorConfig:
+    """One MediaPipe BlazeFace variant: ONNX file, input size, SSD anchor grid, threshold.
 
-    MediaPipe's SsdAnchorsCalculator with strides (8, 16, 16, 16), fixed anchor size and two
-    anchors per layer: 16x16x2 anchors at stride 8 then 8x8x6 at stride 16.
+    ``layers`` lists (stride, anchors per cell); with MediaPipe's fixed anchor size all anchors
+    of a cell share the cell centre and have unit size, so only their count matters.
+    """
+
+    file: str
+    size: int
+    layers: tuple
+    score_threshold: float
+
+
+#: Short range (faces within about 2 m; 896 anchors) and full range (small faces, up to
+#: about 5 m; 2304 anchors), with MediaPipe's settings.
+DETECTORS = {
+    "short": DetectorConfig("face_detection_short_range.onnx", 128, ((8, 2), (16, 6)), 0.5),
+    "full": DetectorConfig("face_detection_full_range.onnx", 192, ((4, 1),), 0.6),
+}
+
+
+def ssd_anchors(size, layers) -> np.ndarray:
+    """Anchor centres, (A, 2) float32 in [0, 1] (x, y), in the order of the network outputs.
+
+    MediaPipe's SsdAnchorsCalculator with fixed anchor size: row-major cells per stride, each
+    cell repeated once per anchor (short range: 16x16x2 at stride 8, then 8x8x6 at stride 16).
     """
     centres = []
-    for stride, per_cell in ((8, 2), (16, 6)):
-        cells = DETECTOR_SIZE // stride
+    for stride, per_cell in layers:
+        cells = size // stride
         grid = (np.arange(cells, dtype=np.float32) + 0.5) / cells
         ys, xs = np.meshgrid(grid, grid, indexing="ij")
         xy = np.stack([xs.ravel(), ys.ravel()], axis=1)
@@ -169,44 +191,53 @@ def weighted_nms(boxes, keypoints, scores, iou_threshold):
 
 
 class FaceDetector:
-    """MediaPipe's short-range face detector (faces within about 2 m of the camera).
+    """MediaPipe's BlazeFace face detector.
 
     Parameters
     ----------
-    model_path : path of ``face_detection_short_range.onnx`` (default: ``assets/models``)
+    variant : ``"short"`` (faces within about 2 m, 128x128 input) or ``"full"`` (also small
+        and distant faces, 192x192 input), see ``DETECTORS``
+    model_path : the ONNX file (default: ``assets/models/`` + the variant's file)
     threads : onnxruntime intra-op threads
-    score_threshold : minimum confidence of a returned face (MediaPipe: 0.5)
+    score_threshold : minimum confidence of a returned face (default: MediaPipe's, 0.5 / 0.6)
     iou_threshold : overlap above which detections are merged (MediaPipe: 0.3)
     """
 
-    def __init__(self, model_path=None, threads=1, score_threshold=0.5, iou_threshold=0.3):
-        self.session = load_session(model_path or MODELS_DIR / "face_detection_short_range.onnx",
-                                    threads)
+    def __init__(self, variant="short", model_path=None, threads=1, score_threshold=None,
+                 iou_threshold=0.3):
+        if variant not in DETECTORS:
+            raise LandmarkError(f"unknown detector variant {variant!r}: use one of "
+                                f"{sorted(DETECTORS)}")
+        self.config = DETECTORS[variant]
+        self.size = self.config.size
+        self.session = load_session(model_path or MODELS_DIR / self.config.file, threads)
         self.input_name = self.session.get_inputs()[0].name
-        self.anchors = ssd_anchors()
-        self.score_threshold = float(score_threshold)
+        self.anchors = ssd_anchors(self.size, self.config.layers)
+        self.score_threshold = float(self.config.score_threshold if score_threshold is None
+                                     else score_threshold)
         self.iou_threshold = float(iou_threshold)
 
     def letterbox(self, image_bgr):
-        """Scale ``image_bgr`` to fit 128x128 (area averaging), centred on black.
+        """Scale ``image_bgr`` to fit the network's square input (area averaging), centred on
+        black.
 
-        Returns the (128, 128, 3) uint8 image, ``scale`` (2,) and ``offset`` (2,) float64 such
+        Returns the (size, size, 3) uint8 image, ``scale`` (2,) and ``offset`` (2,) float64 such
         that detector pixel = image pixel * scale + offset (x, y; corner origin).
         """
         height, width = image_bgr.shape[:2]
-        fit = DETECTOR_SIZE / max(height, width)
+        fit = self.size / max(height, width)
         size = np.array([max(1, round(width * fit)), max(1, round(height * fit))])
         resized = cv2.resize(image_bgr, tuple(int(v) for v in size),
                              interpolation=cv2.INTER_AREA if fit < 1 else cv2.INTER_LINEAR)
-        offset = (DETECTOR_SIZE - size) // 2
-        boxed = np.zeros((DETECTOR_SIZE, DETECTOR_SIZE, 3), np.uint8)
+        offset = (self.size - size) // 2
+        boxed = np.zeros((self.size, self.size, 3), np.uint8)
         boxed[offset[1]:offset[1] + size[1], offset[0]:offset[0] + size[0]] = resized
         return boxed, size / np.array([width, height], float), offset.astype(float)
 
     def raw(self, tensor):
-        """Network outputs for a (1, 128, 128, 3) float32 RGB tensor in [-1, 1].
+        """Network outputs for a (1, size, size, 3) float32 RGB tensor in [-1, 1].
 
-        Returns regressors (896, 16) and logits (896,), in 128-pixel detector units.
+        Returns regressors (A, 16) and logits (A,), in detector input pixels.
         """
         regressors, logits = self.session.run(None, {self.input_name: tensor})
         return regressors[0], logits[0, :, 0]
@@ -221,7 +252,7 @@ class FaceDetector:
         if not keep.any():
             return []
         regressors, scores = regressors[keep], scores[keep]
-        centres = self.anchors[keep] * DETECTOR_SIZE  # detector pixels
+        centres = self.anchors[keep] * self.size  # detector pixels
         box_centre = centres + regressors[:, 0:2]
         half = regressors[:, 2:4] / 2
         boxes = np.concatenate([box_centre - half, box_centre + half], axis=1)

@@ -26,6 +26,7 @@ WHEEL_NAME = f"mediapipe-{MEDIAPIPE_VERSION}-cp311-cp311-manylinux_2_28_x86_64.w
 #: ONNX file stem -> path of the TFLite network inside the wheel.
 NETWORKS = {
     "face_detection_short_range": "mediapipe/modules/face_detection/face_detection_short_range.tflite",
+    "face_detection_full_range": "mediapipe/modules/face_detection/face_detection_full_range_sparse.tflite",
     "face_landmark": "mediapipe/modules/face_landmark/face_landmark.tflite",
     "iris_landmark": "mediapipe/modules/iris_landmark/iris_landmark.tflite",
 }
@@ -71,7 +72,7 @@ def build(cache: Path, out: Path) -> list[Path]:
             f"converted to ONNX from the TFLite models in the `mediapipe=={MEDIAPIPE_VERSION}`\n"
             f"wheel (https://github.com/google-ai-edge/mediapipe), Copyright Google LLC,\n"
             f"licensed under the Apache License 2.0 (`LICENSE` beside this file). Changes:\n"
-            f"format conversion (TFLite -> ONNX), fp16 weights stored as float32, PReLU\n"
+            f"format conversion (TFLite -> ONNX), fp16 and sparse weights stored as dense float32, PReLU\n"
             f"rewritten as equivalent depthwise convolutions.\n")
         written += [licence_dir / "LICENSE", licence_dir / "CREDITS.md"]
     return written

@@ -3,11 +3,11 @@
 Dev/test only. The reference is the TFLite runtime (``ai_edge_litert``, the interpreter
 MediaPipe embeds) running the very ``.tflite`` files that ``tools/mediapipe_models.py``
 extracted from the mediapipe 0.10.21 wheel into its cache. Both runtimes get identical input
-tensors, made from real images: the letterboxed image for the detector, a square crop around
+tensors, made from real images: the letterboxed image for the two detectors, a square crop around
 the first detected face for the face mesh, and crops around both eyes (from the face-mesh
 eye corners) for the iris network.
 
-Differences are reported in each network's input pixels (128, 192, 64 px), the face-mesh
+Differences are reported in each network's input pixels (128 / 192, 192, 64 px), the face-mesh
 presence as a logit.
 
 Usage: ``python -m tools.mediapipe_parity [IMAGE ...]`` (default: the devset images and the
@@ -55,28 +55,36 @@ class ParityChecker:
     """Runs ONNX and TFLite side by side on images; collects max absolute differences."""
 
     def __init__(self, tflite_dir=TFLITE_DIR):
-        self.detector = om.FaceDetector()
+        self.detector = om.FaceDetector("short")
+        self.full_range = om.FaceDetector("full")
         self.mesh = om.FaceMesh()
         self.iris = om.IrisLandmarks()
         self.reference = {stem: TfliteReference(stem, tflite_dir) for stem in
-                          ("face_detection_short_range", "face_landmark", "iris_landmark")}
+                          ("face_detection_short_range", "face_detection_full_range",
+                           "face_landmark", "iris_landmark")}
 
-    def image(self, image_bgr) -> dict:
-        """Max |ONNX - TFLite| per output for one image (only detector keys if no face)."""
-        boxed, _, _ = self.detector.letterbox(image_bgr)
+    def detector_diffs(self, name, detector, stem, image_bgr) -> dict:
+        boxed, _, _ = detector.letterbox(image_bgr)
         tensor = om.rgb_tensor(boxed, -1.0, 1.0)
-        regressors, logits = self.detector.raw(tensor)
-        ref_regressors, ref_logits = self.reference["face_detection_short_range"](tensor)
+        regressors, logits = detector.raw(tensor)
+        ref_regressors, ref_logits = self.reference[stem](tensor)
         regressor_diff = np.abs(regressors - ref_regressors[0])
         # Anchors that can become detections (score >= 0.5 in either runtime); the others
         # reach magnitudes of 1e4 in the black letterbox border, where float32 rounding alone
         # gives differences of 1e-2.
         scored = (logits >= 0) | (ref_logits[0, :, 0] >= 0)
-        diffs = {"detector_regressors_px": regressor_diff.max(),
-                 "detector_regressors_relative": (regressor_diff / np.maximum(
-                     np.abs(ref_regressors[0]), 1.0)).max(),
-                 "detector_regressors_scored_px": regressor_diff[scored].max(initial=0.0),
-                 "detector_logits": np.abs(logits - ref_logits[0, :, 0]).max()}
+        return {f"{name}_regressors_px": regressor_diff.max(),
+                f"{name}_regressors_relative": (regressor_diff / np.maximum(
+                    np.abs(ref_regressors[0]), 1.0)).max(),
+                f"{name}_regressors_scored_px": regressor_diff[scored].max(initial=0.0),
+                f"{name}_logits": np.abs(logits - ref_logits[0, :, 0]).max()}
+
+    def image(self, image_bgr) -> dict:
+        """Max |ONNX - TFLite| per output for one image (only detector keys if no face)."""
+        diffs = {}
+        for name, detector, stem in (("detector", self.detector, "face_detection_short_range"),
+                                     ("full_range", self.full_range, "face_detection_full_range")):
+            diffs.update(self.detector_diffs(name, detector, stem, image_bgr))
         faces = self.detector.detect(image_bgr)
         if not faces:
             return {k: float(v) for k, v in diffs.items()}

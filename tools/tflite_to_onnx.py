@@ -9,7 +9,9 @@ Layout: TFLite activations are NHWC. The ONNX graph keeps the model's NHWC input
 Transpose after the input, one before each 4-D output and before a Reshape of a 4-D tensor.
 
 Supported builtin ops: CONV_2D, DEPTHWISE_CONV_2D, ADD, MUL, PRELU, RELU, RELU6, LOGISTIC,
-MAX_POOL_2D, AVERAGE_POOL_2D, PAD, RESHAPE, CONCATENATION, DEQUANTIZE (constant fp16 only).
+MAX_POOL_2D, AVERAGE_POOL_2D, PAD, RESHAPE, CONCATENATION, RESIZE_BILINEAR, DEPTH_TO_SPACE,
+DEQUANTIZE and DENSIFY (of constants only: fp16 and block-sparse weights are made dense
+float32 at conversion time).
 Anything else raises :class:`ConversionError` (e.g. the custom ops of
 ``face_landmark_with_attention.tflite``).
 """
@@ -47,6 +49,68 @@ def _same_pads(in_size, kernel, stride, dilation=1):
     return total // 2, total - total // 2
 
 
+_INDEX_VECTORS = {
+    tflite.SparseIndexVector.Int32Vector: tflite.Int32Vector,
+    tflite.SparseIndexVector.Uint16Vector: tflite.Uint16Vector,
+    tflite.SparseIndexVector.Uint8Vector: tflite.Uint8Vector,
+}
+
+
+def _index_vector(kind, table):
+    vector = _INDEX_VECTORS[kind]()
+    vector.Init(table.Bytes, table.Pos)
+    return vector.ValuesAsNumpy().astype(np.int64)
+
+
+def densify(values, shape, sparsity) -> np.ndarray:
+    """Dense array of a TFLite sparse tensor (TFLite's FormatConverter, in numpy).
+
+    Parameters
+    ----------
+    values : (V,) the stored non-zero values, in traversal order
+    shape : the dense shape
+    sparsity : ``tflite.SparsityParameters`` (traversal order, block map, per-level metadata)
+    """
+    rank = len(shape)
+    order = [int(d) for d in sparsity.TraversalOrderAsNumpy()]
+    block_map = ([int(d) for d in sparsity.BlockMapAsNumpy()]
+                 if sparsity.BlockMapLength() else [])
+    levels = []
+    for level in range(sparsity.DimMetadataLength()):
+        meta = sparsity.DimMetadata(level)
+        if meta.Format() == tflite.DimensionType.DENSE:
+            levels.append((meta.DenseSize(), None, None))
+        else:
+            levels.append((None, _index_vector(meta.ArraySegmentsType(), meta.ArraySegments()),
+                           _index_vector(meta.ArrayIndicesType(), meta.ArrayIndices())))
+    block_sizes = {block_map[k]: levels[order.index(rank + k)][0] for k in range(len(block_map))}
+    # Enumerate the expanded coordinates of every stored value, level by level.
+    coords = np.zeros((1, len(order)), np.int64)
+    positions = np.zeros(1, np.int64)
+    for level, (dense_size, segments, indices) in enumerate(levels):
+        dim = order[level]
+        if dense_size is not None:
+            coords = np.repeat(coords, dense_size, axis=0)
+            local = np.tile(np.arange(dense_size), len(positions))
+            positions = np.repeat(positions, dense_size) * dense_size + local
+        else:
+            counts = segments[positions + 1] - segments[positions]
+            starts = np.repeat(segments[positions], counts)
+            local = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+            positions = starts + local
+            coords = np.repeat(coords, counts, axis=0)
+            local = indices[positions]
+        coords[:, dim] = local
+    if len(positions) != values.size:
+        raise ConversionError("sparse tensor metadata does not match its values")
+    dense_coords = coords[:, :rank].copy()
+    for k, dim in enumerate(block_map):
+        dense_coords[:, dim] = coords[:, dim] * block_sizes[dim] + coords[:, rank + k]
+    dense = np.zeros(shape, values.dtype)
+    dense[tuple(dense_coords.T)] = values.ravel()
+    return dense
+
+
 class _Converter:
     def __init__(self, model_bytes: bytes, graph_name: str):
         self.model = tflite.Model.GetRootAsModel(model_bytes, 0)
@@ -72,7 +136,10 @@ class _Converter:
         dtype = _NUMPY_TYPES.get(tensor.Type())
         if dtype is None:
             raise ConversionError(f"tensor type {tensor.Type()} not supported")
-        return np.frombuffer(data.tobytes(), dtype=dtype).reshape(self.shape(index))
+        values = np.frombuffer(data.tobytes(), dtype=dtype)
+        if tensor.Sparsity() is not None:
+            return densify(values, self.shape(index), tensor.Sparsity())
+        return values.reshape(self.shape(index))
 
     def constant(self, index):
         if index not in self.constants:
@@ -166,6 +233,27 @@ class _Converter:
         opts = cls()
         opts.Init(table.Bytes, table.Pos)
         return opts
+
+    def op_densify(self, op, ins, outs):
+        self.constants[outs[0]] = self.constant(ins[0])
+
+    def op_resize_bilinear(self, op, ins, outs):
+        opts = self.options(op, tflite.ResizeBilinearOptions)
+        if opts.AlignCorners():
+            mode = "align_corners"
+        elif opts.HalfPixelCenters():
+            mode = "half_pixel"
+        else:
+            mode = "asymmetric"
+        batch, height, width, channels = self.shape(outs[0])
+        sizes = self.add_initializer(np.array([batch, channels, height, width], np.int64), "sizes")
+        self.names[outs[0]] = self.node("Resize", [self.value(ins[0]), "", "", sizes],
+                                        mode="linear", coordinate_transformation_mode=mode)
+
+    def op_depth_to_space(self, op, ins, outs):
+        opts = self.options(op, tflite.DepthToSpaceOptions)
+        self.names[outs[0]] = self.node("DepthToSpace", [self.value(ins[0])],
+                                        blocksize=opts.BlockSize(), mode="DCR")
 
     def op_dequantize(self, op, ins, outs):
         self.constants[outs[0]] = self.constant(ins[0]).astype(np.float32)

@@ -34,8 +34,9 @@ def test_parity_with_tflite(checker, path):
     assert image is not None, path
     diffs = checker.image(image)
     assert diffs["face_mesh_presence"] > 0.9  # a real face went through the face mesh
-    assert diffs["detector_regressors_scored_px"] < PARITY_PX
-    assert diffs["detector_logits"] < 1e-2
+    for detector in ("detector", "full_range"):
+        assert diffs[f"{detector}_regressors_scored_px"] < PARITY_PX
+        assert diffs[f"{detector}_logits"] < 1e-2
     assert diffs["face_mesh_xy_px"] < PARITY_PX
     assert diffs["face_mesh_z_px"] < PARITY_PX
     assert diffs["face_mesh_presence_logit"] < 1e-3
@@ -87,10 +88,24 @@ def test_iris_right_eye_is_flipped_back():
     np.testing.assert_allclose(mirrored, iris_left, atol=1e-3)
 
 
+def test_full_range_detector_finds_the_performer():
+    capture = cv2.VideoCapture(str(SHARED / "footage" / "multi_face_hamilton.mp4"))
+    capture.set(cv2.CAP_PROP_POS_FRAMES, 100)  # the performer, face about 90 px wide
+    ok, frame = capture.read()
+    capture.release()
+    assert ok
+    faces = om.FaceDetector("full").detect(frame)
+    assert len(faces) == 1 and faces[0].score > 0.6
+    x0, y0, x1, y1 = faces[0].box
+    assert 180 < x0 < x1 < 320 and 30 < y0 < y1 < 200 and 50 < x1 - x0 < 130, faces[0].box
+
+
 def test_anchors_and_weighted_nms():
-    anchors = om.ssd_anchors()
+    short, full = om.DETECTORS["short"], om.DETECTORS["full"]
+    anchors = om.ssd_anchors(short.size, short.layers)
     assert anchors.shape == (896, 2)
     assert np.allclose(anchors[0], [1 / 32, 1 / 32]) and np.allclose(anchors[-1], [15 / 16] * 2)
+    assert om.ssd_anchors(full.size, full.layers).shape == (2304, 2)
     boxes = np.array([[0, 0, 10, 10], [1, 0, 11, 10], [50, 50, 60, 60]], np.float32)
     keypoints = np.zeros((3, 6, 2), np.float32)
     scores = np.array([0.9, 0.6, 0.8], np.float32)
@@ -108,6 +123,8 @@ def test_bad_input_is_a_clear_error(tmp_path):
     with pytest.raises(LandmarkError, match="uint8 BGR"):
         mesh(np.zeros((192, 192, 3), np.float32))
     assert om.FaceDetector().detect(np.zeros((240, 320, 3), np.uint8)) == []
+    with pytest.raises(LandmarkError, match="variant"):
+        om.FaceDetector("medium")
 
 
 def test_rotated_crop_maps_back_to_the_image():
