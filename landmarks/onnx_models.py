@@ -296,7 +296,13 @@ class FaceMesh:
 
 
 class IrisLandmarks:
-    """MediaPipe's iris/eye-contour network on a 64x64 eye crop (trained on left eyes)."""
+    """MediaPipe's iris/eye-contour network on a 64x64 eye crop (trained on left eyes).
+
+    MediaPipe crops each eye as a square of 2.3x the eye-corner distance, centred between the
+    corners and rotated with the face (face-mesh landmarks 33/133: subject's right eye,
+    362/263: subject's left eye). Its 478-point refined mesh appends the 5 iris points of the
+    subject's right eye (468-472) and then of the left eye (473-477).
+    """
 
     def __init__(self, model_path=None, threads=1):
         self.session = load_session(model_path or MODELS_DIR / "iris_landmark.onnx", threads)
