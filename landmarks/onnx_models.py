@@ -301,7 +301,9 @@ class IrisLandmarks:
     MediaPipe crops each eye as a square of 2.3x the eye-corner distance, centred between the
     corners and rotated with the face (face-mesh landmarks 33/133: subject's right eye,
     362/263: subject's left eye). Its 478-point refined mesh appends the 5 iris points of the
-    subject's right eye (468-472) and then of the left eye (473-477).
+    subject's right eye (468-472) and then of the left eye (473-477), going by the iris
+    connections in MediaPipe's ``face_mesh_connections`` (not checked against the refined
+    model here).
     """
 
     def __init__(self, model_path=None, threads=1):
