@@ -19,7 +19,7 @@ import numpy as np
 from ...solver.conventions import MODEL_TO_OPENCV
 from ...solver.face_model import FaceModel
 from ...solver.model import landmark_vertex_ids
-from ...tools.build_assets import PARTS, RENDER_MATERIALS
+from ...tools.build_assets import PARTS, RENDER_MATERIALS, sphere_centre
 from .raster import PinholeCamera, RasterBuffers, rasterize
 
 #: Angular radius (degrees from the eye's optical axis) of the iris and the pupil on the
@@ -236,11 +236,8 @@ def _eye_axis(neutral: np.ndarray, sclera: np.ndarray) -> tuple[np.ndarray, np.n
     the sclera's back half, and the direction to the corneal apex (the sclera vertex
     farthest from that centre)."""
     points = neutral[sclera]
-    a = np.c_[2.0 * points, np.ones(len(points))]
-    centre = np.linalg.lstsq(a, (points ** 2).sum(1), rcond=None)[0][:3]
-    back = points[points[:, 2] < centre[2]]
-    a = np.c_[2.0 * back, np.ones(len(back))]
-    centre = np.linalg.lstsq(a, (back ** 2).sum(1), rcond=None)[0][:3]
+    centre = sphere_centre(points)
+    centre = sphere_centre(points[points[:, 2] < centre[2]])
     apex = points[np.argmax(np.linalg.norm(points - centre, axis=1))]
     axis = apex - centre
     return centre, axis / np.linalg.norm(axis)
