@@ -54,7 +54,7 @@ CROP_PX = 192
 ROI_SCALE = 1.5
 #: Render: a square image, camera DISTANCE_CM from the head, field of view FIELD_CM wide
 #: at that distance (the face fills about the middle half).
-IMAGE_PX = 256
+IMAGE_PX = 512
 DISTANCE_CM = 60.0
 FIELD_CM = 36.0
 
@@ -77,7 +77,7 @@ class View:
 
 VIEWS = (
     View("neutral"),
-    *(View(f"identity{seed}", identity_seed=seed) for seed in range(1, 6)),
+    *(View(f"identity{seed}", identity_seed=seed) for seed in range(1, 11)),
     View("jaw_open", expressions={"jawOpen": 0.2}),
     View("smile", expressions={"mouthSmile_L": 0.5, "mouthSmile_R": 0.5}),
     View("half_blink", expressions={"eyeBlink_L": 0.3, "eyeBlink_R": 0.3}),
@@ -90,6 +90,8 @@ VIEWS = (
     View("pitch_down", rotation=(0.15, 0.0, 0.0)),
     View("roll", rotation=(0.0, 0.0, 0.1)),
     View("identity1_yaw", identity_seed=1, rotation=(0.0, 0.2, 0.0)),
+    View("identity2_pitch", identity_seed=2, rotation=(0.1, -0.15, 0.0)),
+    View("identity3_smile", identity_seed=3, expressions={"mouthSmile_L": 0.4, "mouthSmile_R": 0.4}),
 )
 
 

@@ -18,9 +18,10 @@ def ray_cast(buffers: RasterBuffers, corners: np.ndarray, camera: PinholeCamera,
              pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The surface under image points, from a render's buffers.
 
-    A point on a covered pixel is intersected exactly with the plane of that pixel's
-    triangle (barycentrics clamped into the triangle); a point off the surface or off the
-    image snaps to the nearest covered pixel centre.
+    A point on a covered pixel is intersected exactly with the plane of the triangle it
+    falls in, among those seen in the 3x3 pixels around it (barycentrics clamped into the
+    triangle); a point off the surface or off the image snaps to the nearest covered pixel
+    centre.
 
     Parameters
     ----------
@@ -52,8 +53,24 @@ def ray_cast(buffers: RasterBuffers, corners: np.ndarray, camera: PinholeCamera,
     col = np.where(inside, col, near_col[r, c])
     triangle = buffers.triangle_id[row, col]
     barycentric = buffers.barycentric[row, col].astype(np.float64)
-    exact = _ray_plane_barycentric(corners[triangle[inside]], camera, pixels[inside])
-    barycentric[inside] = _clamp_to_triangle(exact)
+    # The pixel centre's triangle need not be the point's: of the triangles seen in the
+    # 3x3 pixels around it, take the one the ray meets most inside.
+    best_margin = np.full(inside.sum(), -np.inf)
+    for dr in (0, -1, 1):
+        for dc in (0, -1, 1):
+            r = np.clip(row[inside] + dr, 0, height - 1)
+            c = np.clip(col[inside] + dc, 0, width - 1)
+            candidate = buffers.triangle_id[r, c]
+            seen = candidate >= 0
+            exact = np.zeros((len(candidate), 3))
+            exact[seen] = _ray_plane_barycentric(corners[candidate[seen]], camera,
+                                                 pixels[inside][seen])
+            margin = np.where(seen, exact.min(1), -np.inf)
+            better = margin > best_margin + 1e-12
+            best_margin[better] = margin[better]
+            index = np.nonzero(inside)[0][better]
+            triangle[index] = candidate[better]
+            barycentric[index] = _clamp_to_triangle(exact[better])
     return triangle.astype(np.int32), barycentric, snapped
 
 
