@@ -161,3 +161,17 @@ def test_the_open_mouth_shows_teeth_and_the_eyes_show_iris_over_eyelids(face_mod
     tri_material = np.repeat(face_model.polygon_material, face_model.polygon_sizes - 2)
     seen = {face_model.material_names[m] for m in tri_material[visible[visible >= 0]]}
     assert {"M_Face", "M_Teeth", "M_IrisLeft", "M_IrisRight", "M_ScleraLeft"} <= seen
+
+
+def test_background_colour_or_image_shows_where_no_triangle_is(face_model, scene):
+    points = posed_points(face_model)
+    camera = PinholeCamera.centred(64 * 60 / 30.0, 64)
+    backdrop = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    out = render_head(scene, points, camera, background=backdrop)
+    empty = ~out.buffers.mask
+    assert empty.any()
+    np.testing.assert_array_equal(out.image[empty], backdrop[empty])
+    flat = render_head(scene, points, camera, background=(1.0, 0.0, 0.5)).image
+    assert np.all(flat[empty] == [255, 0, 128])
+    with pytest.raises(ValueError, match="background"):
+        render_head(scene, points, camera, background=backdrop[:32])

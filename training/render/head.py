@@ -144,7 +144,7 @@ def render_head(scene: HeadScene, points: np.ndarray, camera: PinholeCamera,
     light_direction : (3,) direction towards the light, camera axes (default: from
         the camera side, above and to the right)
     ambient, diffuse : light intensities
-    background : (3,) RGB in [0, 1]
+    background : (3,) RGB in [0, 1], or an (H, W, 3) uint8 RGB image
 
     Returns
     -------
@@ -154,10 +154,17 @@ def render_head(scene: HeadScene, points: np.ndarray, camera: PinholeCamera,
     local = rasterize(points, scene.corners, camera, cull_back=scene.cull_back)
     light = np.asarray(light_direction, dtype=np.float64)
     light = light / np.linalg.norm(light)
-    image = np.empty((camera.height, camera.width, 3), dtype=np.uint8)
+    background = np.asarray(background)
+    if background.shape == (3,):
+        image = np.empty((camera.height, camera.width, 3), dtype=np.uint8)
+        image[:] = np.round(255.0 * np.clip(background, 0.0, 1.0)).astype(np.uint8)
+    elif background.shape == (camera.height, camera.width, 3) and background.dtype == np.uint8:
+        image = background.copy()
+    else:
+        raise ValueError(f"background must be an RGB colour (3,) or a uint8 image "
+                         f"({camera.height}, {camera.width}, 3), got {background.shape} {background.dtype}")
     _shade_kernel(points, scene.corners, local.triangle_id, local.barycentric, scene.albedo,
-                  light, float(ambient), float(diffuse), np.asarray(background, dtype=np.float64),
-                  image)
+                  light, float(ambient), float(diffuse), image)
     triangle_id = np.where(local.mask, scene.triangles[np.maximum(local.triangle_id, 0)], -1)
     return HeadRender(image, RasterBuffers(triangle_id.astype(np.int32), local.barycentric,
                                            local.depth))
@@ -181,15 +188,14 @@ def _vertex_normals(points, corners):
 
 @numba.njit(cache=True, nogil=True)
 def _shade_kernel(points, corners, triangle_id, barycentric, albedo, light, ambient, diffuse,
-                  background, image):
+                  image):
+    """Shade the covered pixels of `image` (H, W, 3) uint8, which holds the background."""
     normals = _vertex_normals(points, corners)
     height, width = triangle_id.shape
     for row in range(height):
         for col in range(width):
             t = triangle_id[row, col]
             if t < 0:
-                for k in range(3):
-                    image[row, col, k] = np.uint8(255.0 * background[k] + 0.5)
                 continue
             nx = ny = nz = 0.0
             facing = 0.0
