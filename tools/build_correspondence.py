@@ -281,7 +281,67 @@ class MediaPipeReference:
         return np.array([[p.x * width, p.y * height] for p in points])
 
 
-NETWORKS = {"mediapipe": MediaPipeReference}
+#: MediaPipe's eye-corner landmarks (subject's right outer, subject's left outer): the
+#: ROI is rotated so the line through them is horizontal.
+ROI_ROTATION_LANDMARKS = (33, 263)
+
+
+def roi_from_landmarks(landmarks: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """MediaPipe's landmarks-to-ROI rule: centre (2,) of the mesh landmarks' bounding box,
+    side = ROI_SCALE x its longer side, and the rotation (rad) that levels the eyes."""
+    mesh_points = landmarks[:NUM_MESH]
+    right, left = landmarks[list(ROI_ROTATION_LANDMARKS)]
+    angle = float(np.arctan2(left[1] - right[1], left[0] - right[0]))
+    return (mesh_points.min(0) + mesh_points.max(0)) / 2.0, CROP_PX / crop_scale(landmarks), angle
+
+
+class CropNetwork:
+    """A crop-level face-mesh network applied to a whole image as MediaPipe tracks: the
+    crop (CROP_PX square) is the ROI of the previous pass's landmarks, rotated upright;
+    the first pass takes the centred square of the image.
+
+    crop_network : (CROP_PX, CROP_PX, 3) uint8 RGB -> (478, 2) crop pixels, or None
+    """
+
+    def __init__(self, crop_network: Network, passes: int = 2):
+        self._crop_network = crop_network
+        self._passes = passes
+
+    def __call__(self, image: np.ndarray) -> np.ndarray | None:
+        height, width = image.shape[:2]
+        centre, side, angle = np.array([width / 2.0, height / 2.0]), float(min(width, height)), 0.0
+        landmarks = None
+        for _ in range(self._passes):
+            crop, a, b = crop_image(image, centre, side, angle)
+            found = self._crop_network(crop)
+            if found is None:
+                return landmarks
+            landmarks = np.asarray(found, dtype=np.float64) @ a.T + b
+            centre, side, angle = roi_from_landmarks(landmarks)
+        return landmarks
+
+
+def crop_image(image: np.ndarray, centre: np.ndarray, side: float, angle: float,
+               size: int = CROP_PX) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Resample the square ROI (centre (2,) px, side px, rotated by angle rad) to a
+    size x size crop (bilinear, edges replicated).
+
+    Returns the crop and the map of crop pixels u (corner origin) to image pixels:
+    p = a @ u + b, a (2, 2), b (2,)."""
+    import cv2
+    c, s = np.cos(angle), np.sin(angle)
+    a = (side / size) * np.array([[c, -s], [s, c]])
+    b = np.asarray(centre, dtype=np.float64) - a @ np.array([size / 2.0, size / 2.0])
+    # cv2 samples at pixel-centre coordinates: shift both sides by half a pixel.
+    to_image = np.c_[a, a @ [0.5, 0.5] + b - 0.5]
+    crop = cv2.warpAffine(image, to_image, (size, size),
+                          flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_REPLICATE)
+    return crop, a, b
+
+
+NETWORKS = {"mediapipe": MediaPipeReference,
+            "mediapipe-crop": lambda: CropNetwork(MediaPipeReference())}
 
 
 def main(argv: list[str] | None = None) -> int:

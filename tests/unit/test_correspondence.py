@@ -117,3 +117,14 @@ def test_committed_mediapipe_embedding_is_on_the_fitting_surface(face_model):
                                  ibug.barycentric.astype(np.float64))
     for mp_index, ibug_index in mediapipe_to_ibug.items():
         assert np.linalg.norm(mp_points[mp_index] - ibug_points[ibug_index]) < 0.4  # cm
+
+
+def test_crop_image_maps_crop_pixel_centres_to_the_stated_image_points():
+    from densecap.tools.build_correspondence import crop_image
+    rows, cols = np.mgrid[0:300, 0:400].astype(np.float32)
+    ramps = np.dstack([cols + 0.5, rows + 0.5, np.zeros_like(rows)])  # value = pixel centre
+    crop, a, b = crop_image(ramps, np.array([210.3, 140.7]), 120.0, 0.3, size=48)
+    i, j = np.mgrid[0:48, 0:48]
+    expected = np.stack([j + 0.5, i + 0.5], -1) @ a.T + b
+    # OpenCV interpolates on a 1/32 pixel grid.
+    np.testing.assert_allclose(crop[..., :2], expected, atol=1 / 32)
