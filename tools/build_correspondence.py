@@ -278,7 +278,10 @@ class MediaPipeReference:
             return None
         height, width = image.shape[:2]
         points = result.multi_face_landmarks[0].landmark
-        return np.array([[p.x * width, p.y * height] for p in points])
+        # MediaPipe's normalised coordinates put pixel centres at integers (x * width):
+        # shift by half a pixel to this project's corner origin (measured: rescaling an
+        # image by 2 moves the raw output by 0.25 px, as a centre origin predicts).
+        return np.array([[p.x * width, p.y * height] for p in points]) + 0.5
 
 
 #: MediaPipe's eye-corner landmarks (subject's right outer, subject's left outer): the
