@@ -1,20 +1,25 @@
 """Single-thread speed of the CPU head renderer (training/render): prints JSON.
 
-    NUMBA_NUM_THREADS=1 OMP_NUM_THREADS=1 python bench/render_speed.py [--size 192] [--repeat 50]
+    NUMBA_NUM_THREADS=1 OMP_NUM_THREADS=1 python -m bench.render_speed [--size 192] [--repeat 50]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 
-import numpy as np
+os.environ.setdefault("NUMBA_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from densecap.solver import load_face_model, mesh
-from densecap.solver.conventions import THETA_SIZE, THETA_TRANSLATION, theta_rotation
-from densecap.training.render import HeadScene, PinholeCamera, model_to_camera, rasterize, render_head
+import numpy as np  # noqa: E402
+
+from densecap.solver import load_face_model, mesh  # noqa: E402
+from densecap.solver.conventions import THETA_SIZE, THETA_TRANSLATION, theta_rotation  # noqa: E402
+from densecap.training.render import (HeadScene, PinholeCamera, model_to_camera,  # noqa: E402
+                                      rasterize, render_head)
 
 
 def _cpu() -> str:
