@@ -6,7 +6,7 @@
                                                   [--debug-dir DIR]
 
 Method: render the ICT head (training/render) in a set of views (neutral, identities,
-expressions, small head poses; `VIEWS`), run the network on each render, and ray-cast
+expressions, small head poses, lights; `VIEWS`), run the network on each render, and ray-cast
 every predicted landmark onto the rendered surface through the id/barycentric buffers
 (mesh landmarks onto the fitting skin: one on an eyeball, lash or tooth pixel snaps to
 the nearest skin pixel; iris landmarks onto the sclera of their eye, corneal bulge
@@ -73,6 +73,7 @@ class View:
     expressions: dict = field(default_factory=dict)
     rotation: tuple = (0.0, 0.0, 0.0)
     translation: tuple = (0.0, -2.0, -DISTANCE_CM)
+    light: tuple = (0.3, -0.4, -1.0)          # towards the light, camera axes
 
 
 VIEWS = (
@@ -92,6 +93,10 @@ VIEWS = (
     View("identity1_yaw", identity_seed=1, rotation=(0.0, 0.2, 0.0)),
     View("identity2_pitch", identity_seed=2, rotation=(0.1, -0.15, 0.0)),
     View("identity3_smile", identity_seed=3, expressions={"mouthSmile_L": 0.4, "mouthSmile_R": 0.4}),
+    View("light_left", light=(-1.0, -0.3, -0.6)),
+    View("light_right", light=(1.0, -0.3, -0.6)),
+    View("identity4_light_top", identity_seed=4, light=(0.0, -1.0, -0.5)),
+    View("identity5_light_front", identity_seed=5, light=(0.0, 0.0, -1.0)),
 )
 
 
@@ -126,7 +131,8 @@ def render_views(model: FaceModel, scene: HeadScene, views: Sequence[View] = VIE
     renders = []
     for view in views:
         points = model_to_camera(mesh(model, *view_parameters(model, view)))
-        renders.append(Render(view, points, camera, render_head(scene, points, camera).image))
+        image = render_head(scene, points, camera, light_direction=view.light).image
+        renders.append(Render(view, points, camera, image))
     return renders
 
 

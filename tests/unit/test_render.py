@@ -175,3 +175,20 @@ def test_background_colour_or_image_shows_where_no_triangle_is(face_model, scene
     assert np.all(flat[empty] == [255, 0, 128])
     with pytest.raises(ValueError, match="background"):
         render_head(scene, points, camera, background=backdrop[:32])
+
+
+def test_ray_cast_hits_exactly_on_the_surface_and_snaps_off_it():
+    from densecap.training.render.surface import ray_cast
+    triangles = np.array([[0, 1, 2]])
+    out = rasterize(HALF, triangles, CORNER_CAMERA)
+    pixels = np.array([[1.2, 0.7], [1.6, 1.3], [3.9, 3.9], [-5.0, 1.0]])
+    tri, bary, snapped = ray_cast(out, HALF[triangles], CORNER_CAMERA, pixels)
+    np.testing.assert_array_equal(snapped, [False, False, True, True])
+    np.testing.assert_array_equal(tri, 0)
+    # Exact for points on the surface (not the pixel centre's barycentrics) ...
+    np.testing.assert_allclose(bary[:2], [[1 - 1.9 / 4, 1.2 / 4, 0.7 / 4],
+                                          [1 - 2.9 / 4, 1.6 / 4, 1.3 / 4]], atol=1e-12)
+    # ... and the nearest covered pixel centre for points off it: pixel (row 1, col 1)
+    # for (3.9, 3.9), the clamped pixel (row 1, col 0) for (-5, 1).
+    np.testing.assert_allclose(bary[2], out.barycentric[1, 1], atol=1e-7)
+    np.testing.assert_allclose(bary[3], out.barycentric[1, 0], atol=1e-7)
