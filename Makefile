@@ -14,8 +14,9 @@ VENV52 := .venv-blender52
 PY := $(VENV)/bin/python
 PY52 := $(VENV52)/bin/python
 ASSETS := assets/face_model.npz
+MODELS := assets/models/face_landmark.onnx
 
-.PHONY: setup setup52 assets demo test test-unit test-blender test-blender52 zip bench clean
+.PHONY: setup setup52 assets models demo test test-unit test-blender test-blender52 zip bench clean
 
 setup: $(VENV)/.installed
 setup52: $(VENV52)/.installed
@@ -46,12 +47,17 @@ assets: $(ASSETS)
 $(ASSETS): $(VENV)/.installed tools/build_assets.py $(wildcard landmarks/data/*_embedding.npz)
 	$(PY) -m tools.build_assets --ict $(SHARED)/ict-facekit/ict_face_model.npz --out $@
 
-demo: $(ASSETS)
+# Face detector / face mesh / iris networks: mediapipe 0.10.21 wheel (cached in build/) -> ONNX.
+models: $(MODELS)
+$(MODELS): $(VENV)/.installed tools/mediapipe_models.py tools/tflite_to_onnx.py
+	$(PY) -m tools.mediapipe_models --cache build/mediapipe --out assets/models
+
+demo: $(ASSETS) $(MODELS)
 	$(PY) -m tracking.demo
 
 test: test-unit test-blender test-blender52
 
-test-unit: $(ASSETS)
+test-unit: $(ASSETS) $(MODELS)
 	$(PY) -m pytest -q tests/unit
 
 test-blender: $(ASSETS)
@@ -60,11 +66,11 @@ test-blender: $(ASSETS)
 test-blender52: $(ASSETS) $(VENV52)/.installed
 	$(PY52) -m pytest -q tests/blender
 
-zip: $(ASSETS)
+zip: $(ASSETS) $(MODELS)
 	$(PY) -m tools.build_extension
 
-bench: $(ASSETS)
+bench: $(ASSETS) $(MODELS)
 	$(PY) -m bench
 
 clean:
-	rm -rf $(VENV) $(VENV52) assets dist wheels
+	rm -rf $(VENV) $(VENV52) assets dist wheels build
