@@ -106,7 +106,9 @@ def test_committed_mediapipe_embedding_is_on_the_fitting_surface(face_model):
     neutral = face_model.neutral
     assert (neutral[face_model.triangles[triangles[468:473]], 0] < 0).all()
     assert (neutral[face_model.triangles[triangles[473:478]], 0] > 0).all()
-    # Well-defined points agree with ICT's iBUG-68 vertices within a few millimetres.
+    # Well-defined points agree with ICT's iBUG-68 vertices within a few millimetres (the
+    # iBUG eye-corner vertices sit deep in the canthus, 2-4 mm behind and below the skin
+    # point the network marks); a mirrored or misnumbered set would be centimetres off.
     embedded = face_model.landmark_embedding("mediapipe478")
     ibug = face_model.landmark_embedding("ibug68")
     mediapipe_to_ibug = {33: 36, 133: 39, 362: 42, 263: 45, 61: 48, 291: 54, 152: 8, 4: 30,
@@ -116,7 +118,7 @@ def test_committed_mediapipe_embedding_is_on_the_fitting_surface(face_model):
     ibug_points = surface_points(neutral.astype(np.float64), face_model, ibug.triangles,
                                  ibug.barycentric.astype(np.float64))
     for mp_index, ibug_index in mediapipe_to_ibug.items():
-        assert np.linalg.norm(mp_points[mp_index] - ibug_points[ibug_index]) < 0.4  # cm
+        assert np.linalg.norm(mp_points[mp_index] - ibug_points[ibug_index]) < 0.5  # cm
 
 
 def test_crop_image_maps_crop_pixel_centres_to_the_stated_image_points():
