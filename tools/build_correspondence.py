@@ -1,7 +1,7 @@
 """Build the MediaPipe face-mesh correspondence: each of the network's 478 landmarks
 (468 mesh + 10 iris) as a point on the ICT surface (triangle + barycentric).
 
-    python -m densecap.tools.build_correspondence [--network mediapipe|onnx]
+    python -m densecap.tools.build_correspondence [--network onnx|mediapipe|mediapipe-crop]
                                                   [--out landmarks/data/mediapipe478_embedding.npz]
                                                   [--debug-dir DIR]
 

@@ -130,3 +130,22 @@ def test_crop_image_maps_crop_pixel_centres_to_the_stated_image_points():
     expected = np.stack([j + 0.5, i + 0.5], -1) @ a.T + b
     # OpenCV interpolates on a 1/32 pixel grid.
     np.testing.assert_allclose(crop[..., :2], expected, atol=1 / 32)
+
+
+def test_the_onnx_networks_land_on_the_committed_embedding_in_a_render(face_model):
+    from densecap.landmarks.onnx_models import MODELS_DIR
+    from densecap.tools.build_correspondence import CropNetwork, OnnxFaceMesh, crop_scale
+    if not (MODELS_DIR / "face_landmark.onnx").is_file():
+        pytest.skip("ONNX models not built (make models)")
+    render = render_views(face_model, HeadScene.from_model(face_model),
+                          [v for v in VIEWS if v.name == "identity2"])[0]
+    predicted = CropNetwork(OnnxFaceMesh())(render.image)
+    assert predicted.shape == (478, 2)
+    embedding = face_model.landmark_embedding("mediapipe478")
+    embedded = render.camera.project(surface_points(
+        render.points, face_model, embedding.triangles, embedding.barycentric.astype(np.float64)))
+    residual = np.linalg.norm(predicted - embedded, axis=1) * crop_scale(predicted)
+    assert np.median(residual) < 1.5          # px at 192; the spread_px median is about 1
+    # The first iris is the subject's right eye: on the image's left of the second.
+    assert predicted[468, 0] < predicted[473, 0]
+    assert residual[468:].max() < 3.0
