@@ -33,6 +33,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from ..landmarks.errors import LandmarkError
 from ..solver import load_face_model, mesh
 from ..solver.conventions import THETA_SIZE, THETA_TRANSLATION, theta_rotation
 from ..solver.face_model import FaceModel
@@ -407,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         network = NETWORKS[args.network]()
-    except RuntimeError as exc:
+    except (RuntimeError, LandmarkError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     model = load_face_model()
