@@ -22,6 +22,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_ICT = ROOT.parent / "shared" / "ict-facekit" / "ict_face_model.npz"
 DEFAULT_OUT = ROOT / "assets" / "face_model.npz"
+#: Committed landmark embeddings made by other tools (`<set>_embedding.npz`, e.g. by
+#: tools/build_correspondence.py), added to the model as landmarks_<set>_*.
+EMBEDDINGS_DIR = ROOT / "landmarks" / "data"
 FORMAT_VERSION = 1  # keep equal to solver.face_model.FORMAT_VERSION
 
 # Vertex ranges of the ICT parts (inclusive ends, from the ICT-FaceKit README).
@@ -237,9 +240,26 @@ def vertex_embedding(triangles: np.ndarray, allowed: np.ndarray, vertex_ids: np.
     return np.asarray(tris, dtype=np.int32), np.asarray(bary, dtype=np.float32)
 
 
+def load_embeddings(folder: Path, triangles: np.ndarray) -> dict[str, np.ndarray]:
+    """The committed embeddings `<set>_embedding.npz` in `folder` as model arrays
+    landmarks_<set>_triangles / _barycentric. Each file's `corners` (L, 3) must match
+    `triangles` (T, 3) at its triangle indices, so a changed triangulation fails here."""
+    arrays = {}
+    for path in sorted(folder.glob("*_embedding.npz")) if folder.is_dir() else []:
+        name = path.name[:-len("_embedding.npz")]
+        with np.load(path, allow_pickle=False) as data:
+            tris = data["triangles"].astype(np.int32)
+            if tris.min() < 0 or tris.max() >= len(triangles) or not np.array_equal(
+                    triangles[tris], data["corners"]):
+                raise ValueError(f"{path} was made for another triangulation: rebuild it")
+            arrays[f"landmarks_{name}_triangles"] = tris
+            arrays[f"landmarks_{name}_barycentric"] = data["barycentric"].astype(np.float32)
+    return arrays
+
+
 # ----------------------------------------------------------------------------- build
 
-def build(ict: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def build(ict: dict[str, np.ndarray], embeddings_dir: Path | None = None) -> dict[str, np.ndarray]:
     neutral = ict["neutral_vertices"].astype(np.float32)
     identity = ict["identity_modes"].astype(np.float32)
     expression = ict["expression_modes"].astype(np.float32)
@@ -279,6 +299,7 @@ def build(ict: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         "render_vertices": render_vertices,
         "landmarks_ibug68_triangles": lmk_tris,
         "landmarks_ibug68_barycentric": lmk_bary,
+        **(load_embeddings(embeddings_dir, triangles) if embeddings_dir else {}),
     }
 
 
@@ -292,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: ICT-FaceKit not found at {args.ict}", file=sys.stderr)
         return 2
     try:
-        assets = build(load_ict(args.ict))
+        assets = build(load_ict(args.ict), EMBEDDINGS_DIR)
     except (OSError, ValueError, KeyError) as exc:
         print(f"error: cannot build the face model from {args.ict}: {exc}", file=sys.stderr)
         return 2

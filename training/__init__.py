@@ -1,0 +1,1 @@
+"""Development-only code (synthetic renders, training); not shipped in the extension."""

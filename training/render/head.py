@@ -1,0 +1,272 @@
+"""Shaded renders of the ICT head: which triangles are drawn, per-vertex albedo by part
+and region, and Lambertian + ambient shading over the rasteriser's buffers.
+
+The ICT eyeball is two nested spheres: `M_Sclera*` (outer, with the corneal bulge) and
+`M_Iris*` (inner, textured with the iris in ICT's renders). Without textures this module
+leaves out the sclera's corneal cap, so the inner sphere shows through it, and colours
+the inner sphere by the angle from the eye's optical axis: pupil, iris, then white. The
+angles are approximate (chosen to look like an eye, see IRIS_DEG, PUPIL_DEG).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numba
+import numpy as np
+
+from ...solver.conventions import MODEL_TO_OPENCV
+from ...solver.face_model import FaceModel
+from ...solver.model import landmark_vertex_ids
+from ...tools.build_assets import PARTS, RENDER_MATERIALS, sphere_centre
+from .raster import PinholeCamera, RasterBuffers, rasterize
+
+#: Angular radius (degrees from the eye's optical axis) of the iris and the pupil on the
+#: inner eyeball sphere, and of the corneal cap left out of the sclera.
+IRIS_DEG = 24.0
+PUPIL_DEG = 9.0
+CORNEA_DEG = 28.0
+#: Softness (cm) of the lip and brow region borders.
+REGION_FEATHER = 0.12
+BROW_HALF_WIDTH = 0.35
+
+
+@dataclass(frozen=True)
+class Albedo:
+    """Diffuse colours, RGB in [0, 1]."""
+
+    skin: tuple = (0.80, 0.60, 0.50)
+    lips: tuple = (0.70, 0.36, 0.36)
+    brows: tuple = (0.30, 0.22, 0.17)
+    mouth: tuple = (0.35, 0.12, 0.12)
+    gums: tuple = (0.75, 0.40, 0.42)
+    teeth: tuple = (0.92, 0.90, 0.82)
+    sclera: tuple = (0.93, 0.91, 0.88)
+    iris: tuple = (0.35, 0.45, 0.55)
+    pupil: tuple = (0.03, 0.03, 0.03)
+    lashes: tuple = (0.06, 0.05, 0.05)
+
+
+@dataclass(frozen=True)
+class HeadScene:
+    """What to draw of a face model and in which colours (computed once per model).
+
+    triangles : (R,) int32, index into FaceModel.triangles of the drawn triangles
+    cull_back : (R,) bool, True for the parts drawn one-sided (all but the lash cards)
+    albedo : (N, 3) float32, per-vertex diffuse colour
+    """
+
+    triangles: np.ndarray
+    cull_back: np.ndarray
+    albedo: np.ndarray
+    corners: np.ndarray = field(repr=False)  # (R, 3) int32, model.triangles[triangles]
+
+    @classmethod
+    def from_model(cls, model: FaceModel, albedo: Albedo = Albedo()) -> "HeadScene":
+        tri_material = np.repeat(model.polygon_material, model.polygon_sizes - 2)
+        names = list(model.material_names)
+        drawn = np.isin(tri_material, [names.index(m) for m in RENDER_MATERIALS])
+        neutral = model.neutral.astype(np.float64)
+        colours = np.empty((model.num_vertices, 3), dtype=np.float64)
+        colours[:] = albedo.skin
+        colours[_part("mouth_socket")] = albedo.mouth
+        colours[_part("gums_tongue")] = albedo.gums
+        colours[_part("teeth")] = albedo.teeth
+        colours[_part("eyelashes")] = albedo.lashes
+        eye_height = 0.0
+        for side in "LR":
+            sclera, inner = _eyeball_parts(side)
+            centre, axis = _eye_axis(neutral, sclera)
+            eye_height += centre[1] / 2.0
+            angle = _angle_deg(neutral[inner] - centre, axis)
+            # The inner sphere is open at the pupil: its far half shows through, as pupil.
+            dark = (angle < PUPIL_DEG) | (angle > 90.0)
+            colours[inner] = np.where(dark[:, None], albedo.pupil,
+                                      np.where((angle < IRIS_DEG)[:, None], albedo.iris, albedo.sclera))
+            colours[sclera] = albedo.sclera
+            cap = np.zeros(model.num_vertices, dtype=bool)
+            cap[sclera[_angle_deg(neutral[sclera] - centre, axis) < CORNEA_DEG]] = True
+            drawn &= ~cap[model.triangles].all(1)
+        lmk = landmark_vertex_ids(model, model.landmark_embedding("ibug68"))
+        lmk = lmk[np.arange(len(lmk)), np.argmax(model.landmark_embedding("ibug68").barycentric, 1)]
+        face = _part("face")
+        lips = _polygon_weight(neutral[face, :2], neutral[lmk[48:60], :2], REGION_FEATHER)
+        brows = np.maximum(_polyline_weight(neutral[face, :2], neutral[lmk[17:22], :2]),
+                           _polyline_weight(neutral[face, :2], neutral[lmk[22:27], :2]))
+        colours[face] = (colours[face] * (1 - lips)[:, None] + np.multiply.outer(lips, albedo.lips))
+        colours[face] = (colours[face] * (1 - brows)[:, None] + np.multiply.outer(brows, albedo.brows))
+        # ICT's lash cards are alpha-textured; drawn opaque, the lower ones read as a thick
+        # dark rim, so only the upper lashes (above the eye centres) are drawn.
+        lash_vertex = np.zeros(model.num_vertices, dtype=bool)
+        lash_vertex[_part("eyelashes")] = True
+        lash = lash_vertex[model.triangles].all(1)
+        lower = neutral[model.triangles, 1].mean(1) < eye_height
+        drawn &= ~(lash & lower)
+        triangles = np.nonzero(drawn)[0].astype(np.int32)
+        # Every drawn part but the lash cards is consistently oriented outwards (skin,
+        # mouth socket, teeth, gums, eyeballs): drawing it one-sided changes no visible
+        # pixel (tests/unit/test_render.py) and halves the work.
+        return cls(triangles=triangles, cull_back=~lash[triangles],
+                   albedo=colours.astype(np.float32),
+                   corners=model.triangles[triangles])
+
+
+@dataclass(frozen=True)
+class HeadRender:
+    """A shaded render and its buffers.
+
+    image : (H, W, 3) uint8, RGB
+    buffers : RasterBuffers whose triangle_id indexes FaceModel.triangles (-1: background)
+    """
+
+    image: np.ndarray
+    buffers: RasterBuffers
+
+
+def model_to_camera(vertices: np.ndarray, rotation: np.ndarray = MODEL_TO_OPENCV,
+                    translation: np.ndarray = np.zeros(3)) -> np.ndarray:
+    """Model-space points (N, 3) (already posed, cm) -> camera-space points (N, 3):
+    x_cam = rotation @ x + translation (default: the monocular camera's extrinsics)."""
+    return np.asarray(vertices, dtype=np.float64) @ np.asarray(rotation).T + translation
+
+
+def render_head(scene: HeadScene, points: np.ndarray, camera: PinholeCamera,
+                light_direction=(0.3, -0.4, -1.0), ambient: float = 0.35,
+                diffuse: float = 0.75, background=(0.45, 0.45, 0.48)) -> HeadRender:
+    """Render the head with Lambertian + ambient shading and a flat background.
+
+    Parameters
+    ----------
+    scene : HeadScene of the model
+    points : (N, 3) float, camera-space vertices (see `model_to_camera`)
+    camera : PinholeCamera
+    light_direction : (3,) direction towards the light, camera axes (default: from
+        the camera side, above and to the right)
+    ambient, diffuse : light intensities
+    background : (3,) RGB in [0, 1], or an (H, W, 3) uint8 RGB image
+
+    Returns
+    -------
+    HeadRender
+    """
+    points = np.asarray(points, dtype=np.float64)
+    local = rasterize(points, scene.corners, camera, cull_back=scene.cull_back)
+    light = np.asarray(light_direction, dtype=np.float64)
+    light = light / np.linalg.norm(light)
+    background = np.asarray(background)
+    if background.shape == (3,):
+        image = np.empty((camera.height, camera.width, 3), dtype=np.uint8)
+        image[:] = np.round(255.0 * np.clip(background, 0.0, 1.0)).astype(np.uint8)
+    elif background.shape == (camera.height, camera.width, 3) and background.dtype == np.uint8:
+        image = background.copy()
+    else:
+        raise ValueError(f"background must be an RGB colour (3,) or a uint8 image "
+                         f"({camera.height}, {camera.width}, 3), got {background.shape} {background.dtype}")
+    _shade_kernel(points, scene.corners, local.triangle_id, local.barycentric, scene.albedo,
+                  light, float(ambient), float(diffuse), image)
+    triangle_id = np.where(local.mask, scene.triangles[np.maximum(local.triangle_id, 0)], -1)
+    return HeadRender(image, RasterBuffers(triangle_id.astype(np.int32), local.barycentric,
+                                           local.depth))
+
+
+@numba.njit(cache=True, nogil=True)
+def _vertex_normals(points, corners):
+    """Area-weighted vertex normals (N, 3), not normalised."""
+    normals = np.zeros_like(points)
+    for t in range(corners.shape[0]):
+        a, b, c = corners[t, 0], corners[t, 1], corners[t, 2]
+        ux, uy, uz = points[b, 0] - points[a, 0], points[b, 1] - points[a, 1], points[b, 2] - points[a, 2]
+        vx, vy, vz = points[c, 0] - points[a, 0], points[c, 1] - points[a, 1], points[c, 2] - points[a, 2]
+        nx, ny, nz = uy * vz - uz * vy, uz * vx - ux * vz, ux * vy - uy * vx
+        for v in (a, b, c):
+            normals[v, 0] += nx
+            normals[v, 1] += ny
+            normals[v, 2] += nz
+    return normals
+
+
+@numba.njit(cache=True, nogil=True)
+def _shade_kernel(points, corners, triangle_id, barycentric, albedo, light, ambient, diffuse,
+                  image):
+    """Shade the covered pixels of `image` (H, W, 3) uint8, which holds the background."""
+    normals = _vertex_normals(points, corners)
+    height, width = triangle_id.shape
+    for row in range(height):
+        for col in range(width):
+            t = triangle_id[row, col]
+            if t < 0:
+                continue
+            nx = ny = nz = 0.0
+            facing = 0.0
+            r = g = b = 0.0
+            for c in range(3):
+                v = corners[t, c]
+                w = barycentric[row, col, c]
+                nx += w * normals[v, 0]
+                ny += w * normals[v, 1]
+                nz += w * normals[v, 2]
+                r += w * albedo[v, 0]
+                g += w * albedo[v, 1]
+                b += w * albedo[v, 2]
+            for c in range(3):  # the view ray is the surface point (camera at the origin)
+                v = corners[t, c]
+                w = barycentric[row, col, c]
+                facing += w * (nx * points[v, 0] + ny * points[v, 1] + nz * points[v, 2])
+            norm = np.sqrt(nx * nx + ny * ny + nz * nz)
+            if facing > 0.0:  # seen from behind: light the side facing the camera
+                norm = -norm
+            lambert = 0.0
+            if norm != 0.0:
+                lambert = max(0.0, (nx * light[0] + ny * light[1] + nz * light[2]) / norm)
+            intensity = 255.0 * (ambient + diffuse * lambert)
+            image[row, col, 0] = np.uint8(min(255.0, r * intensity) + 0.5)
+            image[row, col, 1] = np.uint8(min(255.0, g * intensity) + 0.5)
+            image[row, col, 2] = np.uint8(min(255.0, b * intensity) + 0.5)
+
+
+def _part(name: str) -> np.ndarray:
+    start, end = PARTS[name]
+    return np.arange(start, end + 1)
+
+
+def _eyeball_parts(side: str) -> tuple[np.ndarray, np.ndarray]:
+    """Vertex ids of the sclera (outer) and inner (iris-textured) sphere of one eye."""
+    sclera = _part(f"sclera_{side}")
+    eyeball = _part(f"eyeball_{side}")
+    return sclera, np.setdiff1d(eyeball, sclera)
+
+
+def _eye_axis(neutral: np.ndarray, sclera: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Centre (3,) and optical axis (3,) of an eye: the least-squares sphere centre of
+    the sclera's back half, and the direction to the corneal apex (the sclera vertex
+    farthest from that centre)."""
+    points = neutral[sclera]
+    centre = sphere_centre(points)
+    centre = sphere_centre(points[points[:, 2] < centre[2]])
+    apex = points[np.argmax(np.linalg.norm(points - centre, axis=1))]
+    axis = apex - centre
+    return centre, axis / np.linalg.norm(axis)
+
+
+def _angle_deg(vectors: np.ndarray, axis: np.ndarray) -> np.ndarray:
+    cos = vectors @ axis / np.linalg.norm(vectors, axis=1)
+    return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
+
+
+def _polygon_weight(points: np.ndarray, polygon: np.ndarray, feather: float) -> np.ndarray:
+    """Soft inside-ness (n,) in [0, 1] of 2D points in a closed polygon (m, 2)."""
+    contour = polygon.astype(np.float32).reshape(-1, 1, 2)
+    distance = np.array([cv2.pointPolygonTest(contour, (float(x), float(y)), True)
+                         for x, y in points])
+    return np.clip(0.5 + distance / (2.0 * feather), 0.0, 1.0)
+
+
+def _polyline_weight(points: np.ndarray, polyline: np.ndarray) -> np.ndarray:
+    """Soft membership (n,) in [0, 1] of 2D points in a band of BROW_HALF_WIDTH around
+    an open polyline (m, 2)."""
+    a, b = polyline[:-1], polyline[1:]
+    d = b - a
+    t = np.clip(((points[:, None] - a) * d).sum(-1) / (d * d).sum(-1), 0.0, 1.0)
+    distance = np.linalg.norm(points[:, None] - (a + t[..., None] * d), axis=-1).min(1)
+    return np.clip((BROW_HALF_WIDTH - distance) / REGION_FEATHER + 0.5, 0.0, 1.0)
