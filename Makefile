@@ -44,7 +44,7 @@ $(VENV52)/.installed: requirements.txt requirements-dev.txt
 	$(call make_venv,$(VENV52),$(PY313))
 
 assets: $(ASSETS)
-$(ASSETS): $(VENV)/.installed tools/build_assets.py $(wildcard landmarks/data/*_embedding.npz) $(wildcard landmarks/data/*_embedding.npz)
+$(ASSETS): $(VENV)/.installed tools/build_assets.py $(wildcard landmarks/data/*_embedding.npz)
 	$(PY) -m tools.build_assets --ict $(SHARED)/ict-facekit/ict_face_model.npz --out $@
 
 # Face detector / face mesh / iris networks: mediapipe 0.10.21 wheel (cached in build/) -> ONNX.
