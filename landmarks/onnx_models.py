@@ -5,7 +5,7 @@ The ONNX files are made at build time by ``tools/mediapipe_models.py`` (``make m
 per-network colour conversion and normalisation itself. Image coordinates are pixels with the
 origin at the top-left pixel's corner, x right, y down (the project's convention).
 
-- :class:`FaceDetector`: whole image -> faces (:class:`FaceDetection`), BlazeFace short range
+- :class:`FaceDetector`: whole image -> faces (:class:`roi.Detection`), BlazeFace short range
   (128x128 letterboxed input in [-1, 1], 896 SSD anchors) or full range (192x192, 2304
   anchors), weighted non-maximum suppression.
 - :class:`FaceMesh`: an aligned 192x192 face crop -> 468 landmarks (x, y, z) in crop pixels and
@@ -26,6 +26,7 @@ import numpy as np
 import onnxruntime as ort
 
 from .errors import LandmarkError
+from .roi import Detection, RoiTransform, crop
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "assets" / "models"
 
@@ -34,7 +35,7 @@ IRIS_SIZE = 64
 NUM_FACE_MESH_LANDMARKS = 468
 NUM_EYE_CONTOUR_LANDMARKS = 71
 NUM_IRIS_LANDMARKS = 5
-#: Order of :attr:`FaceDetection.keypoints` (the subject's right/left, as in MediaPipe).
+#: Order of :attr:`roi.Detection.keypoints` (the subject's right/left, as in MediaPipe).
 DETECTION_KEYPOINT_NAMES = ("right_eye", "left_eye", "nose_tip", "mouth_center",
                             "right_ear_tragion", "left_ear_tragion")
 
@@ -92,12 +93,7 @@ def warp_square(image_bgr, centre, side, size, angle=0.0):
     cos, sin = np.cos(angle) * scale, np.sin(angle) * scale
     linear = np.array([[cos, sin], [-sin, cos]])
     matrix = np.hstack([linear, (size / 2.0 - linear @ np.asarray(centre, float))[:, None]])
-    # cv2 maps pixel centres: shift into and out of the centre convention.
-    shift = matrix.copy()
-    shift[:, 2] += linear @ np.array([0.5, 0.5]) - 0.5
-    crop = cv2.warpAffine(image_bgr, shift, (size, size), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_REPLICATE)
-    return crop, matrix
+    return crop(image_bgr, RoiTransform(matrix, int(size))), matrix
 
 
 @dataclass(frozen=True)
@@ -136,20 +132,6 @@ def ssd_anchors(size, layers) -> np.ndarray:
         xy = np.stack([xs.ravel(), ys.ravel()], axis=1)
         centres.append(np.repeat(xy, per_cell, axis=0))
     return np.concatenate(centres).astype(np.float32)
-
-
-@dataclass(frozen=True)
-class FaceDetection:
-    """One detected face, in image pixels.
-
-    box : (4,) float32 -- x_min, y_min, x_max, y_max
-    keypoints : (6, 2) float32 -- see ``DETECTION_KEYPOINT_NAMES``
-    score : float -- detector confidence in [0, 1]
-    """
-
-    box: np.ndarray
-    keypoints: np.ndarray
-    score: float
 
 
 def _iou(box, boxes):
@@ -242,7 +224,7 @@ class FaceDetector:
         regressors, logits = self.session.run(None, {self.input_name: tensor})
         return regressors[0], logits[0, :, 0]
 
-    def detect(self, image_bgr) -> list[FaceDetection]:
+    def detect(self, image_bgr) -> list[Detection]:
         """Faces in an (H, W, 3) uint8 BGR image, most confident first."""
         image_bgr = _check_bgr(image_bgr)
         boxed, scale, offset = self.letterbox(image_bgr)
@@ -260,7 +242,7 @@ class FaceDetector:
         faces = []
         for box, points, score in weighted_nms(boxes, keypoints, scores, self.iou_threshold):
             box = ((box.reshape(2, 2) - offset) / scale).ravel().astype(np.float32)
-            faces.append(FaceDetection(box, ((points - offset) / scale).astype(np.float32),
+            faces.append(Detection(box, ((points - offset) / scale).astype(np.float32),
                                        score))
         return faces
 
