@@ -353,46 +353,21 @@ def crop_image(image: np.ndarray, centre: np.ndarray, side: float, angle: float,
 #: Eye-corner landmarks of the face mesh (subject's right eye, subject's left eye) and the
 #: side of the square eye crop for the iris network, as a multiple of the corner distance
 #: (MediaPipe's iris graph).
-EYE_CORNERS = ((33, 133), (362, 263))
-EYE_CROP_SCALE = 2.3
-
-
 class OnnxFaceMesh:
-    """The project's ONNX networks (landmarks/onnx_models.py) on a CROP_PX face crop:
-    the 468-point face mesh, then the iris network on an eye crop around each eye's
-    corners, composed in the order of MediaPipe's 478-landmark model: 468-472 the subject's
-    right iris (centre, then 4 rim points), 473-477 the left one. Returns None when the
+    """The project's ONNX networks (`landmarks.mediapipe478`) on a CROP_PX face crop:
+    (CROP_PX, CROP_PX, 3) uint8 RGB -> (478, 2) crop pixels, or None when the
     face-presence probability is below 0.5."""
 
     def __init__(self, models_dir: Path | None = None):
-        from ..landmarks import onnx_models
-        self._models = onnx_models
-        folder = Path(models_dir) if models_dir else onnx_models.MODELS_DIR
-        self._mesh = onnx_models.FaceMesh(folder / "face_landmark.onnx")
-        self._iris = onnx_models.IrisLandmarks(folder / "iris_landmark.onnx")
+        from ..landmarks.mediapipe478 import MediaPipe478
+        from ..landmarks.roi import RoiTransform
+        self._network = MediaPipe478(models_dir)
+        self._identity = RoiTransform(np.hstack([np.eye(2), np.zeros((2, 1))]), CROP_PX)
 
     def __call__(self, crop_rgb: np.ndarray) -> np.ndarray | None:
-        bgr = np.ascontiguousarray(crop_rgb[..., ::-1])
-        landmarks, presence = self._mesh(bgr)
-        if presence < 0.5:
-            return None
-        points = landmarks[:, :2].astype(np.float64)
-        irises = []
-        for is_right_eye, corners in zip((True, False), EYE_CORNERS):
-            first, second = points[list(corners)]
-            eye, matrix = self._models.warp_square(
-                bgr, (first + second) / 2.0, EYE_CROP_SCALE * np.linalg.norm(second - first),
-                self._models.IRIS_SIZE,
-                angle=float(np.arctan2(second[1] - first[1], second[0] - first[0])))
-            _, iris = self._iris(eye, is_right_eye=is_right_eye)
-            if is_right_eye:
-                # The iris network sees the right eye mirrored; MediaPipe's 478 model
-                # numbers its rim points as seen in the image (measured against it: without
-                # this swap 469 and 471 are 8 px apart, with it < 2.5 px).
-                iris = iris[[0, 3, 2, 1, 4]]
-            linear, offset = matrix[:, :2], matrix[:, 2]
-            irises.append((iris[:, :2].astype(np.float64) - offset) @ np.linalg.inv(linear).T)
-        return np.vstack([points, *irises])
+        points, presence = self._network(np.ascontiguousarray(crop_rgb[..., ::-1]),
+                                         self._identity)
+        return points if presence >= 0.5 else None
 
 
 NETWORKS = {"onnx": lambda: CropNetwork(OnnxFaceMesh()),
