@@ -42,7 +42,7 @@ class FitSettings:
     sparsity_threshold: float = 1e-3
     max_iterations: int = 20
     #: stop when the energy decreases by less than this fraction of itself.
-    tolerance: float = 1e-10
+    tolerance: float = 1e-6
 
     def __post_init__(self):
         for name in ("landmarks", "identity", "expression", "joints", "temporal", "intersect",

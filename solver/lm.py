@@ -17,6 +17,8 @@ from numba import njit
 DIAGONAL_FLOOR = 1e-9
 INITIAL_DAMPING = 1e-4
 MAX_DAMPING = 1e10
+#: Re-solves of one bounded step after moving crossing variables onto their bounds.
+MAX_PASSES = 8
 
 
 @njit(cache=True)
@@ -54,33 +56,77 @@ def cholesky_solve(a, b):
 
 @njit(cache=True)
 def bounded_step(jtj, jtr, x, lower, upper, damping):
-    """The projected LM step from x: returns (new x (P,) inside the bounds, ok)."""
+    """The projected LM step from x: returns (new x (P,) inside the bounds, ok).
+
+    Active set: a variable on a bound whose gradient points out of the box is held; a free
+    variable whose step would leave the box is moved onto that bound and held, and the rest
+    is solved again (at most MAX_PASSES times), so the step stays a damped Newton step on the
+    face of the box instead of a clipped one.
+    """
     size = x.shape[0]
-    free = np.empty(size, dtype=np.int64)
-    count = 0
     floor = 0.0
     for i in range(size):
         floor = max(floor, jtj[i, i])
     floor = max(floor * DIAGONAL_FLOOR, 1e-12)
+    held = np.zeros(size, dtype=np.bool_)
+    fixed_delta = np.zeros(size)
     for i in range(size):
-        held = (x[i] <= lower[i] and jtr[i] > 0.0) or (x[i] >= upper[i] and jtr[i] < 0.0)
-        if not held:
-            free[count] = i
-            count += 1
-    a = np.empty((count, count))
-    b = np.empty(count)
-    for p in range(count):
-        i = free[p]
-        b[p] = -jtr[i]
-        for q in range(count):
-            a[p, q] = jtj[i, free[q]]
-        a[p, p] += damping * max(jtj[i, i], floor) + floor
-    delta, ok = cholesky_solve(a, b)
+        held[i] = (x[i] <= lower[i] and jtr[i] > 0.0) or (x[i] >= upper[i] and jtr[i] < 0.0)
+    free = np.empty(size, dtype=np.int64)
     new = x.copy()
+    for _ in range(MAX_PASSES):
+        count = 0
+        for i in range(size):
+            if not held[i]:
+                free[count] = i
+                count += 1
+        a = np.empty((count, count))
+        b = np.empty(count)
+        for p in range(count):
+            i = free[p]
+            total = -jtr[i]
+            for j in range(size):
+                if held[j] and fixed_delta[j] != 0.0:
+                    total -= jtj[i, j] * fixed_delta[j]
+            b[p] = total
+            for q in range(count):
+                a[p, q] = jtj[i, free[q]]
+            a[p, p] += damping * max(jtj[i, i], floor) + floor
+        delta, ok = cholesky_solve(a, b)
+        if not ok:
+            return x.copy(), False
+        crossed = False
+        for p in range(count):
+            i = free[p]
+            target = x[i] + delta[p]
+            if target < lower[i] or target > upper[i]:
+                held[i] = True
+                fixed_delta[i] = (lower[i] if target < lower[i] else upper[i]) - x[i]
+                crossed = True
+        if not crossed:
+            break
+    for i in range(size):
+        new[i] = x[i] + fixed_delta[i]
     for p in range(count):
         i = free[p]
         new[i] = min(max(x[i] + delta[p], lower[i]), upper[i])
-    return new, ok
+    return new, True
+
+
+@njit(cache=True)
+def predicted_decrease(jtj, jtr, x, new):
+    """Decrease of ||r||^2 the Gauss-Newton model predicts for the step x -> new."""
+    size = x.shape[0]
+    linear = 0.0
+    quadratic = 0.0
+    for i in range(size):
+        di = new[i] - x[i]
+        if di == 0.0:
+            continue
+        linear += di * jtr[i]
+        for j in range(size):
+            quadratic += di * jtj[i, j] * (new[j] - x[j])
+    return -(2.0 * linear + quadratic)
 
 
 @dataclass(frozen=True)
@@ -105,7 +151,10 @@ def solve_bounded(residuals_and_jacobian, x0: np.ndarray, lower: np.ndarray,
     cost = float(r @ r)
     damping = INITIAL_DAMPING
     for iteration in range(1, max_iterations + 1):
-        new, ok = bounded_step(jac.T @ jac, jac.T @ r, x, lower, upper, damping)
+        jtj, jtr = jac.T @ jac, jac.T @ r
+        new, ok = bounded_step(jtj, jtr, x, lower, upper, damping)
+        if ok and predicted_decrease(jtj, jtr, x, new) <= tolerance * cost:
+            return SolveResult(x, cost, iteration, True, "predicted decrease below tolerance")
         new_r, new_jac = residuals_and_jacobian(new) if ok else (r, jac)
         new_cost = float(new_r @ new_r) if ok else np.inf
         if np.isfinite(new_cost) and new_cost < cost:

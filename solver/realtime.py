@@ -21,7 +21,8 @@ from . import realtime_kernel as kernel
 from .camera import Camera
 from .colliders import Colliders, build_colliders
 from .conventions import JOINT_NAMES, THETA_SIZE, THETA_TRANSLATION
-from .energies import TERM_NAMES, FitSettings, IdentityPrior, landmark_scales
+from .energies import (TERM_NAMES, FitSettings, IdentityPrior, identity_residuals,
+                       landmark_scales)
 from .errors import SolverError
 from .face_model import FaceModel, LandmarkEmbedding
 from .lm import solve_bounded
@@ -33,7 +34,7 @@ MIN_LANDMARKS = 6
 #: Landmarks further than this many image sizes outside the image are unusable.
 OUTSIDE_IMAGE_LIMIT = 1.0
 HEAD = JOINT_NAMES.index("head")
-STATUS_MESSAGES = ("converged: relative energy decrease below tolerance",
+STATUS_MESSAGES = ("converged: relative energy decrease (actual or predicted) below tolerance",
                    "converged: no step decreases the energy",
                    "stopped at the iteration limit",
                    "the model does not project in front of the camera")
@@ -190,9 +191,10 @@ class RealtimeFitter:
 
     def __init__(self, model: FaceModel, embedding: LandmarkEmbedding, camera: Camera,
                  settings: FitSettings | None = None, beta: np.ndarray | None = None,
-                 colliders: Colliders | None = None):
+                 colliders: Colliders | None = None, prior: IdentityPrior | None = None):
         self.model, self.embedding = model, embedding
         self.settings = settings or FitSettings()
+        self.prior = prior or IdentityPrior.standard(model.num_identity)
         self.colliders = colliders if colliders is not None else build_colliders(model)
         self.camera = camera
         self.set_identity(np.zeros(model.num_identity) if beta is None else beta)
@@ -204,6 +206,8 @@ class RealtimeFitter:
         """Rebuild the landmark table and collider data for identity beta (B,)."""
         model = self.model
         self.beta = np.asarray(beta, dtype=np.float64).copy()
+        r, _ = identity_residuals(self.beta, self.prior, self.settings.identity)
+        self._identity_energy = float(r @ r)
         self.table = build_landmark_table(model, self.embedding, self.beta,
                                           self.settings.sparsity_threshold)
         c = self.colliders
@@ -272,6 +276,7 @@ class RealtimeFitter:
     def _result(self, x, energies, pixels, iterations, converged, success, message, valid):
         e = self.model.num_expressions
         terms = {name: float(v) for name, v in zip(TERM_NAMES, energies)}
+        terms["identity"] = self._identity_energy   # constant here: beta is not a variable
         return FrameResult(psi=x[:e].copy(), theta=x[e:].copy(), beta=self.beta.copy(),
                            focal=self.camera.focal, pixels=pixels, energies=terms,
                            energy=float(sum(terms.values())), iterations=int(iterations),
@@ -305,7 +310,7 @@ class RealtimeTracker:
                  refine_identity: bool = True, refine_focal: bool = False,
                  schedule: KeyframeSchedule | None = None,
                  prior: IdentityPrior | None = None):
-        self.fitter = RealtimeFitter(model, embedding, camera, settings, beta)
+        self.fitter = RealtimeFitter(model, embedding, camera, settings, beta, prior=prior)
         self.model, self.embedding = model, embedding
         self.refine_identity, self.refine_focal = refine_identity, refine_focal
         self.schedule = schedule or KeyframeSchedule()
