@@ -1,12 +1,13 @@
-"""Seeded synthetic fitting problems shared by the solver tests and bench/realtime_fit.py."""
+"""Seeded synthetic fitting problems (tests and bench/realtime_fit.py): a face drawn from
+the priors, seen by a camera that makes it about 256 px wide."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from densecap.solver.camera import Camera
-from densecap.solver.conventions import THETA_SIZE, THETA_TRANSLATION
-from densecap.solver.problem import landmark_points
+from .camera import Camera
+from .conventions import THETA_SIZE, THETA_TRANSLATION
+from .problem import landmark_points
 
 #: 640x480 image, f = 1000 px, head 57.5 cm away: the face (iBUG jaw width ~14.7 cm) spans
 #: about 256 px.
