@@ -86,7 +86,7 @@ def run_size(model, region, size: int, frames: int) -> dict:
     emb = (model.landmark_embedding("ibug68") if size == 68
            else random_embedding(model, size, seed=size))
     beta, psis, thetas = sequence(model, frames, seed=7)
-    settings = FitSettings(temporal=0.3)
+    settings = FitSettings(temporal=0.05)
     tracker = RealtimeTracker(model, emb, CAMERA, settings, beta=beta, refine_identity=False)
     sigma = np.full(size, NOISE_PX)
     times, iterations, errors = [], [], []

@@ -256,8 +256,9 @@ def evaluate(x, with_jacobian, num_expr, joint_pos, parents, bary_sum, lk_ptr, l
             ja0, ja1 = jrow0[ga], jrow1[ga]
             jtr[ga] += ja0 * g0 + ja1 * g1
             wa0, wa1 = weight * ja0, weight * ja1
-            for gb in range(ga, last):
-                jtj[ga, gb] += wa0 * jrow0[gb] + wa1 * jrow1[gb]
+            row, x0, x1 = jtj[ga, ga:last], jrow0[ga:last], jrow1[ga:last]
+            for i in range(last - ga):     # non-negative range index: LLVM vectorises
+                row[i] += wa0 * x0[i] + wa1 * x1[i]
         for a in range(c0, c1):
             jrow0[col_index[a]] = 0.0
             jrow1[col_index[a]] = 0.0
