@@ -77,7 +77,7 @@ def sequence(model, count: int, seed: int):
     return beta, psis, thetas
 
 
-def run_size(model, region, size: int, frames: int) -> dict:
+def run_size(model, region, size: int, frames: int, tolerance: float) -> dict:
     from densecap.solver import mesh
     from densecap.solver.energies import FitSettings
     from densecap.solver.landmark_sets import random_embedding
@@ -86,7 +86,7 @@ def run_size(model, region, size: int, frames: int) -> dict:
     emb = (model.landmark_embedding("ibug68") if size == 68
            else random_embedding(model, size, seed=size))
     beta, psis, thetas = sequence(model, frames, seed=7)
-    settings = FitSettings(temporal=0.05)
+    settings = FitSettings(temporal=0.05, tolerance=tolerance)
     tracker = RealtimeTracker(model, emb, CAMERA, settings, beta=beta, refine_identity=False)
     sigma = np.full(size, NOISE_PX)
     times, iterations, errors = [], [], []
@@ -127,8 +127,11 @@ def keyframe_refinement_seconds(model, size: int) -> float:
 
 
 def main(argv=None) -> int:
+    from densecap.solver.energies import FitSettings
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, default=200)
+    parser.add_argument("--tolerance", type=float, default=FitSettings().tolerance,
+                        help="LM stop: relative energy decrease (FitSettings.tolerance)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/realtime_fit.json"))
     parser.add_argument("--compile-probe", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -139,11 +142,13 @@ def main(argv=None) -> int:
     from densecap.solver import load_face_model
     from densecap.solver.regions import face_region_vertices
     report = {"cpu": cpu_name(), "threads": 1, "numba": numba.__version__,
-              "noise_px": NOISE_PX, "frames": args.frames, **compile_times()}
+              "noise_px": NOISE_PX, "frames": args.frames, "tolerance": args.tolerance,
+              **compile_times()}
     model = load_face_model()
     region = face_region_vertices(model)
     compile_probe()  # warm this process's cache
-    report["sizes"] = [run_size(model, region, size, args.frames) for size in SIZES]
+    report["sizes"] = [run_size(model, region, size, args.frames, args.tolerance)
+                       for size in SIZES]
     report["keyframe_refinement_s_478"] = round(keyframe_refinement_seconds(model, 478), 2)
     text = json.dumps(report, indent=2)
     print(text)

@@ -319,19 +319,20 @@ def solve(x0, lower, upper, max_iterations, tolerance, num_expr, joint_pos, pare
     (no decreasing step), 2 iteration limit,
     3 non-finite energy at the start."""
     size = x0.shape[0]
-    jtj = np.zeros((size, size))
-    jtr = np.zeros(size)
+    jtj, trial_jtj = np.zeros((size, size)), np.zeros((size, size))
+    jtr, trial_jtr = np.zeros(size), np.zeros(size)
     x = x0.copy()
     trial_pixels = pixels.copy()
 
-    def energy_at(point, jac, out_pixels):
-        return evaluate(point, jac, num_expr, joint_pos, parents, bary_sum, lk_ptr, lk_joint,
+    def energy_at(point, out_jtj, out_jtr, out_pixels):
+        # the trial point is evaluated with its normal equations: most steps are accepted
+        return evaluate(point, True, num_expr, joint_pos, parents, bary_sum, lk_ptr, lk_joint,
                         lk_weight, lk_rest, ex_ptr, ex_index, ex_vec, ex_col, col_ptr, col_index,
                         theta_col, camera, mu, lmk_scale2, previous, temporal_weight,
                         expression_weight, joint_weight, intersect_weight, check_rest,
-                        check_basis, check_scale, jtj, jtr, out_pixels)
+                        check_basis, check_scale, out_jtj, out_jtr, out_pixels)
 
-    energies = energy_at(x, True, pixels)
+    energies = energy_at(x, jtj, jtr, pixels)
     total = energies.sum()
     if not np.isfinite(total):
         return x, energies, 0, 3
@@ -343,17 +344,17 @@ def solve(x0, lower, upper, max_iterations, tolerance, num_expr, joint_pos, pare
         trial_energies = energies
         trial_total = np.inf
         if ok:
-            trial_energies = energy_at(trial, False, trial_pixels)
+            trial_energies = energy_at(trial, trial_jtj, trial_jtr, trial_pixels)
             trial_total = trial_energies.sum()
         if np.isfinite(trial_total) and trial_total < total:
             decrease = (total - trial_total) / max(total, 1e-300)
-            x = trial
+            x, energies, total = trial, trial_energies, trial_total
+            jtj, trial_jtj = trial_jtj, jtj
+            jtr, trial_jtr = trial_jtr, jtr
+            pixels[:, :] = trial_pixels
             damping = max(damping * 0.1, 1e-12)
             if decrease < tolerance:
-                pixels[:, :] = trial_pixels
-                return x, trial_energies, iteration, 0
-            energies = energy_at(x, True, pixels)
-            total = energies.sum()
+                return x, energies, iteration, 0
         else:
             damping *= 10.0
             if damping > MAX_DAMPING:
