@@ -1,6 +1,9 @@
 """The real-time fitter: agreement with a scipy reference, recovery of known faces, temporal
 smoothing and bad input. Fixed seeds; no timings asserted (see bench/realtime_fit.py)."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from scipy.optimize import least_squares
@@ -196,3 +199,19 @@ def test_keyframes_refine_identity_then_freeze(face_model):
     # first frame; 0.01 rad is too close; 0.2 rad differs by > 5 degrees; then frozen
     assert flags == [True, False, True, False, False]
     assert tracker.frozen and np.any(tracker.beta != 0)
+
+
+def test_realtime_tracking_runs_without_scipy():
+    """scipy is a dev/test dependency only: the run-time path must not need it (numba's
+    np.linalg and BLAS-backed @ would)."""
+    code = ("import sys; sys.modules['scipy'] = None; sys.modules['bpy'] = None\n"
+            "import numpy as np\n"
+            "from densecap.solver import load_face_model\n"
+            "from densecap.solver.realtime import RealtimeTracker\n"
+            "from densecap.solver.synthetic import CAMERA, observe, random_face\n"
+            "model = load_face_model(); emb = model.landmark_embedding('ibug68')\n"
+            "beta, psi, theta = random_face(model, 1)\n"
+            "mu = observe(model, emb, beta, psi, theta, 1.0, 1)\n"
+            "result = RealtimeTracker(model, emb, CAMERA).track(mu, np.ones(68))\n"
+            "assert result.success and result.keyframe, result.message\n")
+    subprocess.run([sys.executable, "-c", code], check=True)
