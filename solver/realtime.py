@@ -251,8 +251,9 @@ class RealtimeFitter:
         scale2 = np.where(usable, landmark_scales(clean_mu, np.where(usable, sigma, 1.0),
                                                   self.settings.landmarks) ** 2, 0.0)
         if usable.sum() < MIN_LANDMARKS:
-            x, energies, iterations, status, pixels = self._run(x0, clean_mu, scale2 * 0,
-                                                                None, 0)
+            _, energies, _, status, pixels = self._run(x0, clean_mu, scale2 * 0, None, 0)
+            if status == 3:   # no pose yet (first frame): nothing is projected or weighted
+                energies, pixels = np.where(np.isfinite(energies), energies, 0.0), pixels * 0
             return self._result(x0, energies, pixels, 0, False, False,
                                 f"only {int(usable.sum())} usable landmarks (need "
                                 f"{MIN_LANDMARKS}): kept the previous pose", int(usable.sum()))

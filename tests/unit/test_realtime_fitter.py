@@ -185,6 +185,16 @@ def test_bad_input_gives_finite_output_or_a_clean_failure(face_model, case):
     assert tracker.track(mu, sigma).success                          # and tracking goes on
 
 
+def test_a_first_frame_without_landmarks_fails_cleanly(face_model):
+    emb = face_model.landmark_embedding("ibug68")
+    tracker = RealtimeTracker(face_model, emb, CAMERA)
+    result = tracker.track(np.full((68, 2), np.nan), np.ones(68))
+    assert not result.success and result.valid_landmarks == 0
+    assert np.all(np.isfinite(list(result.energies.values()))) and np.isfinite(result.energy)
+    beta, psi, theta = random_face(face_model, 2)
+    assert tracker.track(observe(face_model, emb, beta, psi, theta, 1.0, 2), np.ones(68)).success
+
+
 def test_keyframes_refine_identity_then_freeze(face_model):
     emb = face_model.landmark_embedding("ibug68")
     beta, psi, theta = random_face(face_model, 8)
