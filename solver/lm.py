@@ -23,7 +23,7 @@ MAX_PASSES = 8
 
 @njit(cache=True)
 def cholesky_solve(a, b):
-    """Solve a x = b for symmetric positive definite a (n, n) in place of copies.
+    """Solve a x = b for symmetric positive definite a (n, n); a and b are not modified.
     Returns (x (n,), ok); ok is False when a is not positive definite."""
     n = a.shape[0]
     low = np.zeros((n, n))
