@@ -1,0 +1,161 @@
+"""Real-time fitter benchmark: ms per frame, iterations and mesh error at 68/320/478/703
+landmarks, single thread; JIT compile time cold (fresh NUMBA_CACHE_DIR) and cached.
+
+    .venv/bin/python bench/realtime_fit.py [--frames 200] [--out bench/results/realtime_fit.json]
+
+Synthetic sequences (solver.synthetic): a face drawn from the priors turning its head and
+changing expression, landmarks with 1.5 px noise on a ~256 px face, identity known and
+frozen (the per-frame path), E_temporal on. 68 = the model's iBUG-68 embedding, the others
+random dense embeddings on the face area (solver.landmark_sets.random_embedding).
+"""
+
+import os
+
+for _var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = "1"
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+SIZES = (68, 320, 478, 703)
+NOISE_PX = 1.5
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def compile_probe() -> float:
+    """Seconds for the first fit in this process (JIT compile or cache load included)."""
+    from densecap.solver import load_face_model
+    from densecap.solver.realtime import RealtimeTracker
+    from densecap.solver.synthetic import CAMERA, observe, random_face
+    model = load_face_model()
+    emb = model.landmark_embedding("ibug68")
+    beta, psi, theta = random_face(model, 0)
+    mu = observe(model, emb, beta, psi, theta, NOISE_PX, 0)
+    tracker = RealtimeTracker(model, emb, CAMERA, beta=beta, refine_identity=False)
+    start = time.perf_counter()
+    tracker.track(mu, np.full(len(emb), NOISE_PX))
+    return time.perf_counter() - start
+
+
+def compile_times() -> dict:
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+        probe = [sys.executable, __file__, "--compile-probe"]
+        cold = float(subprocess.run(probe, env=env, capture_output=True, text=True,
+                                    check=True).stdout.split()[-1])
+        cached = float(subprocess.run(probe, env=env, capture_output=True, text=True,
+                                      check=True).stdout.split()[-1])
+    return {"jit_first_fit_cold_s": round(cold, 2), "jit_first_fit_cached_s": round(cached, 3)}
+
+
+def sequence(model, count: int, seed: int):
+    """beta, per-frame psi (F, E) and theta (F, 18): head turning, expressions ramping."""
+    from densecap.solver.synthetic import random_face
+    beta, psi, theta = random_face(model, seed)
+    t = np.linspace(0.0, 1.0, count)[:, None]
+    psis = np.clip(psi * (0.5 + 0.5 * np.sin(2 * np.pi * t)), 0.0, 1.0)
+    thetas = np.repeat(theta[None], count, axis=0)
+    thetas[:, 1] += 0.3 * np.sin(2 * np.pi * t[:, 0])        # yaw +-17 degrees
+    thetas[:, 6] += 0.1 * np.sin(4 * np.pi * t[:, 0])        # head pitch
+    return beta, psis, thetas
+
+
+def run_size(model, region, size: int, frames: int, tolerance: float) -> dict:
+    from densecap.solver import mesh
+    from densecap.solver.energies import FitSettings
+    from densecap.solver.landmark_sets import random_embedding
+    from densecap.solver.realtime import RealtimeTracker
+    from densecap.solver.synthetic import CAMERA, observe
+    emb = (model.landmark_embedding("ibug68") if size == 68
+           else random_embedding(model, size, seed=size))
+    beta, psis, thetas = sequence(model, frames, seed=7)
+    settings = FitSettings(temporal=0.05, tolerance=tolerance)
+    tracker = RealtimeTracker(model, emb, CAMERA, settings, beta=beta, refine_identity=False)
+    sigma = np.full(size, NOISE_PX)
+    times, iterations, errors = [], [], []
+    for i in range(frames):
+        mu = observe(model, emb, beta, psis[i], thetas[i], NOISE_PX, 1000 + i)
+        start = time.perf_counter()
+        result = tracker.track(mu, sigma)
+        times.append(time.perf_counter() - start)
+        iterations.append(result.iterations)
+        err = np.linalg.norm(mesh(model, beta, result.psi, result.theta, region)
+                             - mesh(model, beta, psis[i], thetas[i], region), axis=1)
+        errors.append(err.mean() * 10)
+    steady = np.array(times[1:]) * 1e3       # the first frame starts from a rigid guess
+    return {
+        "landmarks": size,
+        "ms_per_frame_median": round(float(np.median(steady)), 3),
+        "ms_per_frame_p95": round(float(np.percentile(steady, 95)), 3),
+        "iterations_median": float(np.median(iterations[1:])),
+        "iterations_p95": float(np.percentile(iterations[1:], 95)),
+        "jacobian_expressions_per_landmark": round(tracker.fitter.table.mean_jacobian_expressions, 1),
+        "mesh_error_mm_mean": round(float(np.mean(errors)), 3),
+        "mesh_error_mm_median": round(float(np.median(errors)), 3),
+    }
+
+
+def keyframe_refinement_seconds(model, size: int) -> float:
+    """Wall time of the first keyframe (identity + focal refinement, dense numpy)."""
+    from densecap.solver.landmark_sets import random_embedding
+    from densecap.solver.realtime import RealtimeTracker
+    from densecap.solver.synthetic import CAMERA, observe, random_face
+    emb = random_embedding(model, size, seed=size)
+    beta, psi, theta = random_face(model, 3)
+    tracker = RealtimeTracker(model, emb, CAMERA, refine_focal=True)
+    mu = observe(model, emb, beta, psi, theta, NOISE_PX, 3)
+    start = time.perf_counter()
+    tracker.track(mu, np.full(size, NOISE_PX))
+    return time.perf_counter() - start
+
+
+def main(argv=None) -> int:
+    from densecap.solver.energies import FitSettings
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--frames", type=int, default=200)
+    parser.add_argument("--tolerance", type=float, default=FitSettings().tolerance,
+                        help="LM stop: relative energy decrease (FitSettings.tolerance)")
+    parser.add_argument("--out", type=Path, default=Path("bench/results/realtime_fit.json"))
+    parser.add_argument("--compile-probe", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.compile_probe:
+        print(compile_probe())
+        return 0
+    import numba
+    from densecap.solver import load_face_model
+    from densecap.solver.regions import face_region_vertices
+    report = {"cpu": cpu_name(), "threads": 1, "numba": numba.__version__,
+              "noise_px": NOISE_PX, "frames": args.frames, "tolerance": args.tolerance,
+              **compile_times()}
+    model = load_face_model()
+    region = face_region_vertices(model)
+    compile_probe()  # warm this process's cache
+    report["sizes"] = [run_size(model, region, size, args.frames, args.tolerance)
+                       for size in SIZES]
+    report["keyframe_refinement_s_478"] = round(keyframe_refinement_seconds(model, 478), 2)
+    text = json.dumps(report, indent=2)
+    print(text)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,387 @@
+"""Real-time fitting: per frame expression + pose by the numba LM kernel, identity and focal
+length refined now and then over a few keyframes, then frozen.
+
+Keyframe schedule (`KeyframeSchedule`): a successfully fitted frame with at least
+`min_valid_fraction` usable landmarks becomes a keyframe when it is the first one or its head
+orientation (global rotation of the head joint) differs by `min_angle_deg` or more from every
+keyframe so far. Each new keyframe triggers a joint refinement of identity (and focal length
+if `refine_focal`) with every keyframe's expression and pose (dense numpy problem,
+`lm.solve_bounded`), after which the frame is fitted again. After `max_keyframes`
+keyframes identity and focal length are frozen. With `refine_identity=False` the given beta
+(default 0) is used throughout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import realtime_kernel as kernel
+from .camera import Camera
+from .colliders import Colliders, build_colliders
+from .conventions import JOINT_NAMES, THETA_SIZE, THETA_TRANSLATION
+from .energies import (TERM_NAMES, FitSettings, IdentityPrior, identity_residuals,
+                       landmark_scales)
+from .errors import SolverError
+from .face_model import FaceModel, LandmarkEmbedding
+from .lm import solve_bounded
+from .model import forward_kinematics, joints, landmark_vertex_ids, rodrigues, shape
+from .problem import FitProblem, Observation, landmark_points
+
+#: Fewest usable landmarks a frame needs to be fitted.
+MIN_LANDMARKS = 6
+#: Landmarks further than this many image sizes outside the image are unusable.
+OUTSIDE_IMAGE_LIMIT = 1.0
+HEAD = JOINT_NAMES.index("head")
+STATUS_MESSAGES = ("converged: relative energy decrease (actual or predicted) below tolerance",
+                   "converged: no step decreases the energy",
+                   "stopped at the iteration limit",
+                   "the model does not project in front of the camera")
+
+
+@dataclass(frozen=True)
+class LandmarkTable:
+    """The landmarks of one embedding for one identity, specialised for the kernel.
+
+    Landmark l = bary_sum[l] * t + sum over its (l, k) entries m (joints k with weight
+    lk_weight[m] = sum_c b_c w_ck) of R_k (lk_rest[m] + sum_q psi[ex_index[q]] ex_vec[q]) +
+    lk_weight[m] offset_k, q over ex_ptr[m]:ex_ptr[m+1] (every expression with a non-zero
+    entry, so this equals vertices2landmarks(mesh(...))). ex_col[q] is the entry's column in
+    the landmark's Jacobian row (-1: below the sparsity threshold), col_index[col_ptr[l]:]
+    the global parameter of each column, theta_col (L, 18) the column of each theta entry.
+    """
+
+    joint_pos: np.ndarray
+    bary_sum: np.ndarray
+    lk_ptr: np.ndarray
+    lk_joint: np.ndarray
+    lk_weight: np.ndarray
+    lk_rest: np.ndarray
+    ex_ptr: np.ndarray
+    ex_index: np.ndarray
+    ex_vec: np.ndarray
+    ex_col: np.ndarray
+    col_ptr: np.ndarray
+    col_index: np.ndarray
+    theta_col: np.ndarray
+
+    def kernel_args(self) -> tuple:
+        return (self.joint_pos, np.asarray([-1, 0, 1, 2, 2], dtype=np.int64), self.bary_sum,
+                self.lk_ptr, self.lk_joint, self.lk_weight, self.lk_rest, self.ex_ptr,
+                self.ex_index, self.ex_vec, self.ex_col, self.col_ptr, self.col_index,
+                self.theta_col)
+
+    @property
+    def mean_jacobian_expressions(self) -> float:
+        """Mean number of expression columns per landmark row (the static sparsity)."""
+        per_landmark = np.diff(self.col_ptr) - (self.theta_col >= 0).sum(1)
+        return float(per_landmark.mean())
+
+
+def build_landmark_table(model: FaceModel, embedding: LandmarkEmbedding, beta: np.ndarray,
+                         sparsity_threshold: float) -> LandmarkTable:
+    """Specialise `embedding` on `model` at identity `beta` (see LandmarkTable)."""
+    corners = landmark_vertex_ids(model, embedding)                        # (L, 3)
+    bary = embedding.barycentric.astype(np.float64)
+    rest = shape(model, beta, np.zeros(model.num_expressions), corners.reshape(-1)
+                 ).reshape(len(embedding), 3, 3)
+    basis = model.expression_basis[:, corners].astype(np.float64)          # (E, L, 3, 3)
+    moves = np.linalg.norm(basis, axis=-1).max(-1).T > sparsity_threshold  # (L, E)
+    weights = model.skin_weights[corners]                                  # (L, 3, K)
+    parents = model.joint_parents
+    lk_ptr, lk_joint, lk_weight, lk_rest = [0], [], [], []
+    ex_ptr, ex_index, ex_vec, ex_col = [0], [], [], []
+    col_ptr, col_index = [0], []
+    theta_col = np.full((len(embedding), THETA_SIZE), -1, dtype=np.int64)
+    num_expr = model.num_expressions
+    for l in range(len(embedding)):
+        jac_expr = np.nonzero(moves[l])[0]
+        local_of_expr = {e: i for i, e in enumerate(jac_expr)}
+        chain = set()
+        for k in np.nonzero(bary[l] @ weights[l] > 0)[0]:
+            coeff = bary[l] * weights[l, :, k]                                # (3,)
+            lk_joint.append(k)
+            lk_weight.append(coeff.sum())
+            lk_rest.append(coeff @ rest[l])
+            vecs = np.einsum("c,eci->ei", coeff, basis[:, l])
+            for e in np.nonzero(np.any(vecs != 0, axis=1))[0]:
+                ex_index.append(e)
+                ex_vec.append(vecs[e])
+                ex_col.append(local_of_expr.get(e, -1))
+            ex_ptr.append(len(ex_index))
+            while k >= 0:
+                chain.add(k)
+                k = parents[k]
+        lk_ptr.append(len(lk_joint))
+        thetas = sorted([3 * k + c for k in chain for c in range(3)]
+                        + list(range(THETA_TRANSLATION.start, THETA_TRANSLATION.stop)))
+        for i, t in enumerate(thetas):
+            theta_col[l, t] = len(jac_expr) + i
+        col_index.extend(list(jac_expr) + [num_expr + t for t in thetas])
+        col_ptr.append(len(col_index))
+
+    def ints(values):
+        return np.asarray(values, dtype=np.int64)
+
+    return LandmarkTable(
+        joint_pos=joints(model, beta), bary_sum=bary.sum(1), lk_ptr=ints(lk_ptr),
+        lk_joint=ints(lk_joint), lk_weight=np.asarray(lk_weight, dtype=np.float64),
+        lk_rest=np.asarray(lk_rest, dtype=np.float64).reshape(-1, 3), ex_ptr=ints(ex_ptr),
+        ex_index=ints(ex_index), ex_vec=np.asarray(ex_vec, dtype=np.float64).reshape(-1, 3),
+        ex_col=ints(ex_col), col_ptr=ints(col_ptr), col_index=ints(col_index),
+        theta_col=theta_col)
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """One frame's fit. Never NaN: a failed frame has success False, says why in message,
+    and carries the previous pose.
+
+    psi : (E,) in [0, 1]; theta : (18,); beta : (B,); focal : pixels; pixels : (L, 2) the
+    fitted landmarks' projections; energies : E per term (energies.TERM_NAMES); energy : sum;
+    iterations : LM trials; converged : the LM stopped on its criterion; keyframe : identity /
+    focal were refined on this frame; valid_landmarks : usable landmarks in the input.
+    """
+
+    psi: np.ndarray
+    theta: np.ndarray
+    beta: np.ndarray
+    focal: float
+    pixels: np.ndarray
+    energies: dict
+    energy: float
+    iterations: int
+    converged: bool
+    success: bool
+    message: str
+    keyframe: bool = False
+    valid_landmarks: int = 0
+
+
+def usable_landmarks(mu: np.ndarray, sigma: np.ndarray, camera: Camera) -> np.ndarray:
+    """(L,) bool: finite mu and sigma, sigma > 0, mu within OUTSIDE_IMAGE_LIMIT image sizes
+    of the image."""
+    size = np.array([camera.width, camera.height], dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        inside = np.all((mu > -OUTSIDE_IMAGE_LIMIT * size)
+                        & (mu < (1 + OUTSIDE_IMAGE_LIMIT) * size), axis=1)
+        return np.isfinite(mu).all(1) & np.isfinite(sigma) & (sigma > 0) & inside
+
+
+def initial_pose(model: FaceModel, embedding: LandmarkEmbedding, camera: Camera,
+                 beta: np.ndarray, mu: np.ndarray, usable: np.ndarray) -> np.ndarray:
+    """theta (18,) with zero rotations and the root translation that puts the neutral
+    landmarks' centroid on the observed centroid at the depth matching their spread."""
+    theta = np.zeros(THETA_SIZE)
+    points = landmark_points(model, embedding, beta, np.zeros(model.num_expressions), theta)
+    points, observed = points[usable], mu[usable]
+    centroid = points.mean(0)
+    model_spread = np.sqrt(((points[:, :2] - centroid[:2]) ** 2).sum(1).mean())
+    image_spread = np.sqrt(((observed - observed.mean(0)) ** 2).sum(1).mean())
+    depth = camera.focal * model_spread / max(image_spread, 1e-6)
+    ray = np.r_[(observed.mean(0) - camera.principal_point) / camera.focal, 1.0]
+    target = camera.rotation.T @ (depth * ray - camera.translation)
+    theta[THETA_TRANSLATION] = target - centroid
+    return theta
+
+
+class RealtimeFitter:
+    """Expression + pose of one frame for a fixed identity and camera (numba kernel)."""
+
+    def __init__(self, model: FaceModel, embedding: LandmarkEmbedding, camera: Camera,
+                 settings: FitSettings | None = None, beta: np.ndarray | None = None,
+                 colliders: Colliders | None = None, prior: IdentityPrior | None = None):
+        self.model, self.embedding = model, embedding
+        self.settings = settings or FitSettings()
+        self.prior = prior or IdentityPrior.standard(model.num_identity)
+        self.colliders = colliders if colliders is not None else build_colliders(model)
+        self.camera = camera
+        self.set_identity(np.zeros(model.num_identity) if beta is None else beta)
+        e = model.num_expressions
+        self.lower = np.r_[np.zeros(e), np.full(THETA_SIZE, -np.inf)]
+        self.upper = np.r_[np.ones(e), np.full(THETA_SIZE, np.inf)]
+
+    def set_identity(self, beta: np.ndarray) -> None:
+        """Rebuild the landmark table and collider data for identity beta (B,)."""
+        model = self.model
+        self.beta = np.asarray(beta, dtype=np.float64).copy()
+        r, _ = identity_residuals(self.beta, self.prior, self.settings.identity)
+        self._identity_energy = float(r @ r)
+        self.table = build_landmark_table(model, self.embedding, self.beta,
+                                          self.settings.sparsity_threshold)
+        c = self.colliders
+        ids = c.vertex_ids
+        self._check_rest = ((shape(model, self.beta, np.zeros(model.num_expressions), ids)
+                             - c.centres(self.beta)) * c.inverse_axes)
+        self._check_basis = np.ascontiguousarray(
+            (model.expression_basis[:, ids] * c.inverse_axes).transpose(1, 0, 2), dtype=np.float64)
+
+    def _camera_vector(self) -> np.ndarray:
+        cam = self.camera
+        return np.r_[cam.focal, cam.principal_point, cam.rotation.reshape(-1), cam.translation]
+
+    def _run(self, x0, mu, scale2, previous, max_iterations):
+        s = self.settings
+        pixels = np.zeros((len(self.embedding), 2))
+        prev = np.zeros_like(pixels) if previous is None else np.asarray(previous, np.float64)
+        temporal = s.temporal if previous is not None else 0.0
+        x, energies, iterations, status = kernel.solve(
+            x0, self.lower, self.upper, max_iterations, s.tolerance, self.model.num_expressions,
+            *self.table.kernel_args(), self._camera_vector(), mu, scale2, prev, temporal,
+            s.expression, s.joints, s.intersect, self._check_rest, self._check_basis,
+            self.colliders.scale, pixels)
+        return x, energies, iterations, status, pixels
+
+    def fit(self, mu: np.ndarray, sigma: np.ndarray, psi0: np.ndarray, theta0: np.ndarray,
+            previous: np.ndarray | None = None) -> FrameResult:
+        """Fit psi and theta to mu : (L, 2), sigma : (L,) pixels from (psi0, theta0).
+
+        previous : (L, 2) the last frame's fitted projections for E_temporal, or None.
+        """
+        count = len(self.embedding)
+        mu = np.asarray(mu, dtype=np.float64)
+        sigma = np.asarray(sigma, dtype=np.float64)
+        if mu.shape != (count, 2) or sigma.shape != (count,):
+            raise SolverError(f"expected mu ({count}, 2) and sigma ({count},), "
+                              f"got {mu.shape} and {sigma.shape}")
+        usable = usable_landmarks(mu, sigma, self.camera)
+        x0 = np.r_[np.clip(psi0, 0.0, 1.0), theta0]
+        clean_mu = np.where(usable[:, None], mu, 0.0)
+        scale2 = np.where(usable, landmark_scales(clean_mu, np.where(usable, sigma, 1.0),
+                                                  self.settings.landmarks) ** 2, 0.0)
+        if usable.sum() < MIN_LANDMARKS:
+            _, energies, _, status, pixels = self._run(x0, clean_mu, scale2 * 0, None, 0)
+            if status == 3:   # no pose yet (first frame): nothing is projected or weighted
+                energies, pixels = np.where(np.isfinite(energies), energies, 0.0), pixels * 0
+            return self._result(x0, energies, pixels, 0, False, False,
+                                f"only {int(usable.sum())} usable landmarks (need "
+                                f"{MIN_LANDMARKS}): kept the previous pose", int(usable.sum()))
+        x, energies, iterations, status, pixels = self._run(
+            x0, clean_mu, scale2, previous, self.settings.max_iterations)
+        if status == 3:   # the start does not project: restart from a fresh rigid guess
+            x0 = np.r_[np.zeros(self.model.num_expressions),
+                       initial_pose(self.model, self.embedding, self.camera, self.beta, mu,
+                                    usable)]
+            x, energies, iterations, status, pixels = self._run(
+                x0, clean_mu, scale2, None, self.settings.max_iterations)
+        if status == 3 or not (np.all(np.isfinite(x)) and np.all(np.isfinite(energies))):
+            _, energies, _, _, pixels = self._run(np.r_[np.clip(psi0, 0, 1), theta0], clean_mu,
+                                                  scale2 * 0, None, 0)
+            return self._result(np.r_[np.clip(psi0, 0, 1), theta0], np.nan_to_num(energies),
+                                np.nan_to_num(pixels), iterations, False, False,
+                                STATUS_MESSAGES[3] + ": kept the previous pose", int(usable.sum()))
+        return self._result(x, energies, pixels, iterations, status < 2, True,
+                            STATUS_MESSAGES[status], int(usable.sum()))
+
+    def _result(self, x, energies, pixels, iterations, converged, success, message, valid):
+        e = self.model.num_expressions
+        terms = {name: float(v) for name, v in zip(TERM_NAMES, energies)}
+        terms["identity"] = self._identity_energy   # constant here: beta is not a variable
+        return FrameResult(psi=x[:e].copy(), theta=x[e:].copy(), beta=self.beta.copy(),
+                           focal=self.camera.focal, pixels=pixels, energies=terms,
+                           energy=float(sum(terms.values())), iterations=int(iterations),
+                           converged=bool(converged), success=bool(success), message=message,
+                           valid_landmarks=valid)
+
+
+@dataclass(frozen=True)
+class KeyframeSchedule:
+    """When identity / focal are refined (see the module docstring)."""
+
+    max_keyframes: int = 5
+    min_angle_deg: float = 7.5
+    min_valid_fraction: float = 0.9
+    iterations: int = 15
+
+
+def head_rotation(model: FaceModel, theta: np.ndarray) -> np.ndarray:
+    """Global rotation (3, 3) of the head joint for pose theta (18,)."""
+    rotations = rodrigues(theta[:THETA_TRANSLATION.start].reshape(-1, 3))
+    global_rot, _ = forward_kinematics(rotations, model.joint_template, model.joint_parents)
+    return global_rot[HEAD]
+
+
+class RealtimeTracker:
+    """Frame-by-frame tracking: warm-started expression + pose per frame, identity and focal
+    refined on keyframes then frozen. `track(mu, sigma) -> FrameResult`."""
+
+    def __init__(self, model: FaceModel, embedding: LandmarkEmbedding, camera: Camera,
+                 settings: FitSettings | None = None, beta: np.ndarray | None = None,
+                 refine_identity: bool = True, refine_focal: bool = False,
+                 schedule: KeyframeSchedule | None = None,
+                 prior: IdentityPrior | None = None):
+        self.fitter = RealtimeFitter(model, embedding, camera, settings, beta, prior=prior)
+        self.model, self.embedding = model, embedding
+        self.refine_identity, self.refine_focal = refine_identity, refine_focal
+        self.schedule = schedule or KeyframeSchedule()
+        self.prior = prior
+        self.keyframes: list[tuple[Observation, np.ndarray, np.ndarray]] = []
+        self.frozen = not (refine_identity or refine_focal)
+        self._last: FrameResult | None = None
+
+    @property
+    def beta(self) -> np.ndarray:
+        return self.fitter.beta
+
+    @property
+    def camera(self) -> Camera:
+        return self.fitter.camera
+
+    def track(self, mu: np.ndarray, sigma: np.ndarray) -> FrameResult:
+        """Fit one frame: mu (L, 2), sigma (L,) pixels."""
+        last = self._last
+        if last is None:
+            usable = usable_landmarks(np.asarray(mu, float), np.asarray(sigma, float), self.camera)
+            psi0 = np.zeros(self.model.num_expressions)
+            theta0 = (initial_pose(self.model, self.embedding, self.camera, self.beta,
+                                   np.asarray(mu, float), usable)
+                      if usable.sum() >= MIN_LANDMARKS else np.zeros(THETA_SIZE))
+            previous = None
+        else:
+            psi0, theta0 = last.psi, last.theta
+            previous = last.pixels if last.success else None
+        result = self.fitter.fit(mu, sigma, psi0, theta0, previous)
+        if result.success and self._wants_keyframe(result):
+            result = self._refine(mu, sigma, result, psi0, theta0, previous)
+        if result.success or last is None:
+            self._last = result if result.success else None
+        else:
+            self._last = FrameResult(**{**last.__dict__, "success": False})
+        return result
+
+    def _wants_keyframe(self, result: FrameResult) -> bool:
+        if self.frozen or result.valid_landmarks < (self.schedule.min_valid_fraction
+                                                    * len(self.embedding)):
+            return False
+        rot = head_rotation(self.model, result.theta)
+        limit = np.radians(self.schedule.min_angle_deg)
+        for _, _, theta in self.keyframes:
+            cos = (np.trace(head_rotation(self.model, theta).T @ rot) - 1.0) / 2.0
+            if np.arccos(np.clip(cos, -1.0, 1.0)) < limit:
+                return False
+        return True
+
+    def _refine(self, mu, sigma, result, psi0, theta0, previous) -> FrameResult:
+        usable = usable_landmarks(np.asarray(mu, float), np.asarray(sigma, float), self.camera)
+        obs = Observation(np.where(usable[:, None], mu, np.nan), np.where(usable, sigma, 0.0))
+        self.keyframes.append((obs, result.psi, result.theta))
+        fitter = self.fitter
+        problem = FitProblem(self.model, self.embedding, self.camera,
+                             [k[0] for k in self.keyframes], fitter.settings, self.beta,
+                             fitter.colliders, self.prior, free_identity=self.refine_identity,
+                             free_focal=self.refine_focal)
+        x0 = problem.pack(self.beta, self.camera.focal, [k[1] for k in self.keyframes],
+                          [k[2] for k in self.keyframes])
+        lower, upper = problem.bounds()
+        solved = solve_bounded(problem.residuals_and_jacobian, x0, lower, upper,
+                               self.schedule.iterations, fitter.settings.tolerance)
+        beta, focal, psi, theta = problem.unpack(solved.x)
+        if np.all(np.isfinite(solved.x)):
+            fitter.camera = self.camera.with_focal(focal)
+            fitter.set_identity(beta)
+            self.keyframes = [(k[0], p, t) for k, p, t in zip(self.keyframes, psi, theta)]
+        if len(self.keyframes) >= self.schedule.max_keyframes:
+            self.frozen = True
+        refitted = fitter.fit(mu, sigma, psi[-1], theta[-1], previous)
+        return FrameResult(**{**refitted.__dict__, "keyframe": True})

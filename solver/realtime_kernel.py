@@ -1,0 +1,362 @@
+"""Numba kernels of the real-time fitter: landmark evaluation specialised from the face model
+data (`LandmarkTable`), J^T J / J^T r accumulated per landmark without forming J, and the LM
+loop over x = [psi (E), theta (18)]. Single-threaded (no prange)."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from .lm import INITIAL_DAMPING, MAX_DAMPING, bounded_step, predicted_decrease
+
+NUM_JOINTS = 5
+NUM_ROT = 3 * NUM_JOINTS
+MIN_DEPTH = 1.0  # cm: a landmark nearer to (or behind) the camera makes the energy infinite
+
+# Order of the per-term energies returned by the kernels (= energies.TERM_NAMES).
+T_LANDMARKS, T_IDENTITY, T_EXPRESSION, T_JOINTS, T_TEMPORAL, T_INTERSECT = range(6)
+
+
+@njit(cache=True, inline="always")
+def _mm(a, b):
+    """3x3 @ 3x3 without BLAS (numba's @ needs SciPy's BLAS and is slow on tiny arrays)."""
+    out = np.empty((3, 3))
+    for i in range(3):
+        for j in range(3):
+            out[i, j] = a[i, 0] * b[0, j] + a[i, 1] * b[1, j] + a[i, 2] * b[2, j]
+    return out
+
+
+@njit(cache=True, inline="always")
+def _mm_into(a, b, out):
+    """out = a @ b for 3x3 (out must not alias a or b)."""
+    for i in range(3):
+        for j in range(3):
+            out[i, j] = a[i, 0] * b[0, j] + a[i, 1] * b[1, j] + a[i, 2] * b[2, j]
+
+
+@njit(cache=True, inline="always")
+def _mv(a, v):
+    """3x3 @ 3-vector without BLAS."""
+    out = np.empty(3)
+    for i in range(3):
+        out[i] = a[i, 0] * v[0] + a[i, 1] * v[1] + a[i, 2] * v[2]
+    return out
+
+
+
+@njit(cache=True)
+def _rodrigues(v, out_rot, out_d):
+    """Rotation (3, 3) of axis-angle v and its derivatives (3, 3, 3) (as model.py)."""
+    angle2 = v[0] * v[0] + v[1] * v[1] + v[2] * v[2]
+    angle = np.sqrt(angle2)
+    k = np.zeros((3, 3))
+    k[0, 1], k[0, 2], k[1, 0] = -v[2], v[1], v[2]
+    k[1, 2], k[2, 0], k[2, 1] = -v[0], -v[1], v[0]
+    if angle < 1e-8:
+        a, b = 1.0, 0.5
+    else:
+        a, b = np.sin(angle) / angle, (1.0 - np.cos(angle)) / angle2
+    kk = _mm(k, k)
+    for i in range(3):
+        for j in range(3):
+            out_rot[i, j] = a * k[i, j] + b * kk[i, j] + (1.0 if i == j else 0.0)
+    for i in range(3):
+        e = np.zeros(3)
+        e[i] = 1.0
+        if angle2 < 1e-16:
+            s = np.zeros((3, 3))
+            s[0, 1], s[0, 2], s[1, 0] = -e[2], e[1], e[2]
+            s[1, 2], s[2, 0], s[2, 1] = -e[0], -e[1], e[0]
+            out_d[i] = s
+            continue
+        w = e - out_rot[:, i]  # (I - R) e_i
+        c = np.array([v[1] * w[2] - v[2] * w[1], v[2] * w[0] - v[0] * w[2],
+                      v[0] * w[1] - v[1] * w[0]])
+        s = v[i] * k
+        s[0, 1] -= c[2]
+        s[0, 2] += c[1]
+        s[1, 0] += c[2]
+        s[1, 2] -= c[0]
+        s[2, 0] -= c[1]
+        s[2, 1] += c[0]
+        out_d[i] = _mm(s / angle2, out_rot)
+
+
+@njit(cache=True)
+def forward_kinematics(theta, joint_pos, parents):
+    """Global rotations (K,3,3), skinning offsets (K,3) and their derivatives w.r.t. the
+    15 rotation entries of theta: (K,15,3,3) and (K,15,3). Same maths as model.py."""
+    rot = np.zeros((NUM_JOINTS, 3, 3))
+    d_local = np.zeros((NUM_JOINTS, 3, 3, 3))
+    for j in range(NUM_JOINTS):
+        _rodrigues(theta[3 * j:3 * j + 3], rot[j], d_local[j])
+    g_rot = np.zeros((NUM_JOINTS, 3, 3))
+    posed = np.zeros((NUM_JOINTS, 3))
+    for k in range(NUM_JOINTS):
+        p = parents[k]
+        if p < 0:
+            g_rot[k] = rot[k]
+            posed[k] = joint_pos[k]
+        else:
+            _mm_into(g_rot[p], rot[k], g_rot[k])
+            posed[k] = _mv(g_rot[p], joint_pos[k] - joint_pos[p]) + posed[p]
+    offsets = np.zeros((NUM_JOINTS, 3))
+    for k in range(NUM_JOINTS):
+        offsets[k] = posed[k] - _mv(g_rot[k], joint_pos[k])
+    d_rot = np.zeros((NUM_JOINTS, NUM_ROT, 3, 3))
+    d_off = np.zeros((NUM_JOINTS, NUM_ROT, 3))
+    d_posed = np.zeros((NUM_JOINTS, 3))
+    tmp = np.zeros((3, 3))
+    for j in range(NUM_JOINTS):
+        for c in range(3):
+            col = 3 * j + c
+            d_posed[:, :] = 0.0
+            for k in range(NUM_JOINTS):
+                p = parents[k]
+                if p >= 0:
+                    _mm_into(d_rot[p, col], rot[k], d_rot[k, col])
+                    d_posed[k] = _mv(d_rot[p, col], joint_pos[k] - joint_pos[p]) + d_posed[p]
+                if k == j:
+                    if p >= 0:
+                        _mm_into(g_rot[p], d_local[j, c], tmp)
+                        d_rot[k, col] += tmp
+                    else:
+                        d_rot[k, col] += d_local[j, c]
+                d_off[k, col] = d_posed[k] - _mv(d_rot[k, col], joint_pos[k])
+    return g_rot, offsets, d_rot, d_off
+
+
+@njit(cache=True, inline="always")
+def _landmark_point(l, psi, theta, g_rot, offsets, bary_sum, lk_ptr, lk_joint, lk_weight,
+                    lk_rest, ex_ptr, ex_index, ex_vec, rest, point):
+    """Model-space position of landmark l into point (3,); rest[m] receives each entry's
+    unposed point."""
+    for i in range(3):
+        point[i] = bary_sum[l] * theta[NUM_ROT + i]
+    for m in range(lk_ptr[l], lk_ptr[l + 1]):
+        a0, a1, a2 = lk_rest[m, 0], lk_rest[m, 1], lk_rest[m, 2]
+        for q in range(ex_ptr[m], ex_ptr[m + 1]):
+            w = psi[ex_index[q]]
+            a0 += w * ex_vec[q, 0]
+            a1 += w * ex_vec[q, 1]
+            a2 += w * ex_vec[q, 2]
+        rest[m, 0], rest[m, 1], rest[m, 2] = a0, a1, a2
+        k = lk_joint[m]
+        s = lk_weight[m]
+        for i in range(3):
+            point[i] += (g_rot[k, i, 0] * a0 + g_rot[k, i, 1] * a1 + g_rot[k, i, 2] * a2
+                         + s * offsets[k, i])
+
+
+@njit(cache=True)
+def landmark_positions(psi, theta, joint_pos, parents, bary_sum, lk_ptr, lk_joint, lk_weight,
+                       lk_rest, ex_ptr, ex_index, ex_vec):
+    """Model-space landmarks (L, 3) from the landmark table (= vertices2landmarks(mesh))."""
+    g_rot, offsets, _, _ = forward_kinematics(theta, joint_pos, parents)
+    out = np.zeros((bary_sum.shape[0], 3))
+    rest = np.zeros((lk_rest.shape[0], 3))
+    for l in range(bary_sum.shape[0]):
+        _landmark_point(l, psi, theta, g_rot, offsets, bary_sum, lk_ptr, lk_joint, lk_weight,
+                        lk_rest, ex_ptr, ex_index, ex_vec, rest, out[l])
+    return out
+
+
+@njit(cache=True, fastmath=True)
+def evaluate(x, with_jacobian, num_expr, joint_pos, parents, bary_sum, lk_ptr, lk_joint,
+             lk_weight, lk_rest, ex_ptr, ex_index, ex_vec, ex_col, col_ptr, col_index,
+             theta_col, camera, mu, lmk_scale2, previous, temporal_weight, expression_weight,
+             joint_weight, intersect_weight, check_rest, check_basis, check_scale, jtj, jtr,
+             pixels):
+    """Per-term energies (6,) at x = [psi, theta]; if with_jacobian, fills jtj (P,P) and
+    jtr (P,) (sum over terms of J^T J, J^T r). pixels (L, 2) receives the projections.
+
+    camera : (15,) = f, cx, cy, R (9, row-major), T (3). lmk_scale2 : (L,) weight/(2 sigma^2),
+    0 for unusable landmarks; previous : (L, 2), temporal_weight 0 when there is none.
+    """
+    energies = np.zeros(6)
+    psi = x[:num_expr]
+    theta = x[num_expr:]
+    g_rot, offsets, d_rot, d_off = forward_kinematics(theta, joint_pos, parents)
+    f, cx, cy = camera[0], camera[1], camera[2]
+    r_cam = camera[3:12].reshape(3, 3)
+    t_cam = camera[12:15]
+    if with_jacobian:
+        jtj[:, :] = 0.0
+        jtr[:] = 0.0
+    jrow0 = np.zeros(x.shape[0])   # the landmark's two Jacobian rows, dense, zero outside
+    jrow1 = np.zeros(x.shape[0])   # its column pattern
+    rest = np.zeros((lk_rest.shape[0], 3))
+    proj = np.zeros((2, 3))
+    pr = np.zeros((2, 3))
+    point = np.zeros(3)
+    cam = np.zeros(3)
+    for l in range(bary_sum.shape[0]):
+        _landmark_point(l, psi, theta, g_rot, offsets, bary_sum, lk_ptr, lk_joint, lk_weight,
+                        lk_rest, ex_ptr, ex_index, ex_vec, rest, point)
+        for i in range(3):
+            cam[i] = (r_cam[i, 0] * point[0] + r_cam[i, 1] * point[1] + r_cam[i, 2] * point[2]
+                      + t_cam[i])
+        if not cam[2] > MIN_DEPTH:
+            energies[T_LANDMARKS] = np.inf
+            return energies
+        inv_z = 1.0 / cam[2]
+        u = f * cam[0] * inv_z + cx
+        v = f * cam[1] * inv_z + cy
+        pixels[l, 0], pixels[l, 1] = u, v
+        h_l = lmk_scale2[l]
+        du, dv = u - mu[l, 0], v - mu[l, 1]
+        pu, pv = u - previous[l, 0], v - previous[l, 1]
+        if h_l > 0.0:
+            energies[T_LANDMARKS] += h_l * (du * du + dv * dv)
+        else:
+            du, dv = 0.0, 0.0
+        energies[T_TEMPORAL] += temporal_weight * (pu * pu + pv * pv)
+        weight = h_l + temporal_weight
+        if not with_jacobian or weight == 0.0:
+            continue
+        g0 = h_l * du + temporal_weight * pu
+        g1 = h_l * dv + temporal_weight * pv
+        for i in range(3):  # d pixels / d point (2, 3)
+            proj[0, i] = f * inv_z * (r_cam[0, i] - cam[0] * inv_z * r_cam[2, i])
+            proj[1, i] = f * inv_z * (r_cam[1, i] - cam[1] * inv_z * r_cam[2, i])
+        c0, c1 = col_ptr[l], col_ptr[l + 1]
+        for m in range(lk_ptr[l], lk_ptr[l + 1]):
+            k = lk_joint[m]
+            for r in range(2):
+                for i in range(3):
+                    pr[r, i] = (proj[r, 0] * g_rot[k, 0, i] + proj[r, 1] * g_rot[k, 1, i]
+                                + proj[r, 2] * g_rot[k, 2, i])
+            for q in range(ex_ptr[m], ex_ptr[m + 1]):
+                if ex_col[q] >= 0:
+                    e = ex_index[q]
+                    e0, e1, e2 = ex_vec[q, 0], ex_vec[q, 1], ex_vec[q, 2]
+                    jrow0[e] += pr[0, 0] * e0 + pr[0, 1] * e1 + pr[0, 2] * e2
+                    jrow1[e] += pr[1, 0] * e0 + pr[1, 1] * e1 + pr[1, 2] * e2
+            a0, a1, a2 = rest[m, 0], rest[m, 1], rest[m, 2]
+            s = lk_weight[m]
+            for j in range(NUM_ROT):
+                if theta_col[l, j] >= 0:
+                    dp0 = (d_rot[k, j, 0, 0] * a0 + d_rot[k, j, 0, 1] * a1
+                           + d_rot[k, j, 0, 2] * a2 + s * d_off[k, j, 0])
+                    dp1 = (d_rot[k, j, 1, 0] * a0 + d_rot[k, j, 1, 1] * a1
+                           + d_rot[k, j, 1, 2] * a2 + s * d_off[k, j, 1])
+                    dp2 = (d_rot[k, j, 2, 0] * a0 + d_rot[k, j, 2, 1] * a1
+                           + d_rot[k, j, 2, 2] * a2 + s * d_off[k, j, 2])
+                    jrow0[num_expr + j] += proj[0, 0] * dp0 + proj[0, 1] * dp1 + proj[0, 2] * dp2
+                    jrow1[num_expr + j] += proj[1, 0] * dp0 + proj[1, 1] * dp1 + proj[1, 2] * dp2
+        for i in range(3):
+            jrow0[num_expr + NUM_ROT + i] = bary_sum[l] * proj[0, i]
+            jrow1[num_expr + NUM_ROT + i] = bary_sum[l] * proj[1, i]
+        # J^T J over the landmark's columns: row ga gets a contiguous (vectorisable) update
+        # from ga to the last column; entries outside the pattern are zero in jrow.
+        last = col_index[c1 - 1] + 1
+        for a in range(c0, c1):
+            ga = col_index[a]
+            ja0, ja1 = jrow0[ga], jrow1[ga]
+            jtr[ga] += ja0 * g0 + ja1 * g1
+            wa0, wa1 = weight * ja0, weight * ja1
+            row, x0, x1 = jtj[ga, ga:last], jrow0[ga:last], jrow1[ga:last]
+            for i in range(last - ga):     # non-negative range index: LLVM vectorises
+                row[i] += wa0 * x0[i] + wa1 * x1[i]
+        for a in range(c0, c1):
+            jrow0[col_index[a]] = 0.0
+            jrow1[col_index[a]] = 0.0
+    # E_expression and E_joints (neck, head, eyes: theta[3:15])
+    for e in range(num_expr):
+        energies[T_EXPRESSION] += expression_weight * psi[e] * psi[e]
+        if with_jacobian:
+            jtj[e, e] += expression_weight
+            jtr[e] += expression_weight * psi[e]
+    for j in range(3, NUM_ROT):
+        energies[T_JOINTS] += joint_weight * theta[j] * theta[j]
+        if with_jacobian:
+            jtj[num_expr + j, num_expr + j] += joint_weight
+            jtr[num_expr + j] += joint_weight * theta[j]
+    # E_intersect (bind space, linear in psi; see colliders.py)
+    if intersect_weight > 0.0:
+        grad = np.zeros(num_expr)
+        root_w = np.sqrt(intersect_weight)
+        for i in range(check_rest.shape[0]):
+            q0, q1, q2 = check_rest[i, 0], check_rest[i, 1], check_rest[i, 2]
+            for e in range(num_expr):
+                w = psi[e]
+                if w != 0.0:
+                    q0 += w * check_basis[i, e, 0]
+                    q1 += w * check_basis[i, e, 1]
+                    q2 += w * check_basis[i, e, 2]
+            norm = np.sqrt(q0 * q0 + q1 * q1 + q2 * q2)
+            if norm >= 1.0:
+                continue
+            s = root_w * check_scale[i]
+            r = s * (1.0 - norm)
+            energies[T_INTERSECT] += r * r
+            if with_jacobian:
+                inv = 1.0 / max(norm, 1e-12)
+                for e in range(num_expr):
+                    grad[e] = -s * inv * (q0 * check_basis[i, e, 0] + q1 * check_basis[i, e, 1]
+                                          + q2 * check_basis[i, e, 2])
+                for a in range(num_expr):
+                    jtr[a] += grad[a] * r
+                    for b in range(a, num_expr):
+                        jtj[a, b] += grad[a] * grad[b]
+    if with_jacobian:
+        size = x.shape[0]
+        for a in range(size):
+            for b in range(a + 1, size):
+                jtj[b, a] = jtj[a, b]
+    return energies
+
+
+@njit(cache=True)
+def solve(x0, lower, upper, max_iterations, tolerance, num_expr, joint_pos, parents, bary_sum,
+          lk_ptr, lk_joint, lk_weight, lk_rest, ex_ptr, ex_index, ex_vec, ex_col, col_ptr,
+          col_index, theta_col, camera, mu, lmk_scale2, previous, temporal_weight,
+          expression_weight, joint_weight, intersect_weight, check_rest, check_basis,
+          check_scale, pixels):
+    """Projected LM from x0. Returns (x, energies (6,), iterations, status):
+    status 0 converged (actual or predicted relative decrease below tolerance), 1 converged
+    (no decreasing step), 2 iteration limit,
+    3 non-finite energy at the start."""
+    size = x0.shape[0]
+    jtj, trial_jtj = np.zeros((size, size)), np.zeros((size, size))
+    jtr, trial_jtr = np.zeros(size), np.zeros(size)
+    x = x0.copy()
+    trial_pixels = pixels.copy()
+
+    def energy_at(point, out_jtj, out_jtr, out_pixels):
+        # the trial point is evaluated with its normal equations: most steps are accepted
+        return evaluate(point, True, num_expr, joint_pos, parents, bary_sum, lk_ptr, lk_joint,
+                        lk_weight, lk_rest, ex_ptr, ex_index, ex_vec, ex_col, col_ptr, col_index,
+                        theta_col, camera, mu, lmk_scale2, previous, temporal_weight,
+                        expression_weight, joint_weight, intersect_weight, check_rest,
+                        check_basis, check_scale, out_jtj, out_jtr, out_pixels)
+
+    energies = energy_at(x, jtj, jtr, pixels)
+    total = energies.sum()
+    if not np.isfinite(total):
+        return x, energies, 0, 3
+    damping = INITIAL_DAMPING
+    for iteration in range(1, max_iterations + 1):
+        trial, ok = bounded_step(jtj, jtr, x, lower, upper, damping)
+        if ok and predicted_decrease(jtj, jtr, x, trial) <= tolerance * total:
+            return x, energies, iteration, 0
+        trial_energies = energies
+        trial_total = np.inf
+        if ok:
+            trial_energies = energy_at(trial, trial_jtj, trial_jtr, trial_pixels)
+            trial_total = trial_energies.sum()
+        if np.isfinite(trial_total) and trial_total < total:
+            decrease = (total - trial_total) / max(total, 1e-300)
+            x, energies, total = trial, trial_energies, trial_total
+            jtj, trial_jtj = trial_jtj, jtj
+            jtr, trial_jtr = trial_jtr, jtr
+            pixels[:, :] = trial_pixels
+            damping = max(damping * 0.1, 1e-12)
+            if decrease < tolerance:
+                return x, energies, iteration, 0
+        else:
+            damping *= 10.0
+            if damping > MAX_DAMPING:
+                return x, energies, iteration, 1
+    return x, energies, max_iterations, 2
