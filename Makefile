@@ -52,7 +52,15 @@ models: $(MODELS)
 $(MODELS): $(VENV)/.installed tools/mediapipe_models.py tools/tflite_to_onnx.py
 	$(PY) -m tools.mediapipe_models --cache build/mediapipe --out assets/models
 
+# The main job: track a clip from ../shared/footage into a Performance, an animated .blend and
+# a preview video with the fit drawn over the footage (DEMO_CLIP=... to use another clip).
+DEMO_CLIP ?= $(SHARED)/footage/talking_2.mp4
 demo: $(ASSETS) $(MODELS)
+	mkdir -p out
+	$(VENV)/bin/densecap track $(DEMO_CLIP) --out out/demo.npz --blend out/demo.blend --preview out/demo_preview.mp4
+
+# The generated rig alone, keyframed with example expressions (no footage needed).
+demo-rig: $(ASSETS)
 	$(PY) -m densecap.densecap_addon.demo
 
 test: test-unit test-blender test-blender52

@@ -34,9 +34,13 @@ EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def make_tracker(footage: Footage, mode: str, face_index: int | None) -> FrameTracker:
-    """The landmark network + fitter for `mode`: the integration point of the front end."""
-    raise TrackingError(f"the {mode} tracker (landmark network + fitter) is not available in "
-                        f"this build")
+    """The landmark network + fitter for `mode`."""
+    if mode != "realtime":
+        raise TrackingError(f"the {mode} mode is not available in this build (use realtime)")
+    from ..solver.face_model import load_face_model
+    from .landmark_tracker import LandmarkFitTracker
+    return LandmarkFitTracker(load_face_model(), footage.width, footage.height,
+                              face_index=face_index)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,6 +69,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def default_blend_writer() -> BlendWriter:
+    """The Blender layer's .blend writer; TrackingError when bpy is not importable."""
+    try:
+        from ..densecap_addon.performance_scene import write_performance_blend
+    except ImportError as exc:
+        raise TrackingError(f"--blend needs Blender's Python module (bpy): {exc}; write the "
+                            f".npz and load it in Blender instead") from None
+    return write_performance_blend
+
+
 def main(argv: Sequence[str] | None = None, tracker_factory: TrackerFactory = make_tracker,
          blend_writer: BlendWriter | None = None) -> int:
     """Run the command line; returns the exit status."""
@@ -86,8 +100,7 @@ def _track(args: argparse.Namespace, tracker_factory: TrackerFactory,
         if path is not None and not path.resolve().parent.is_dir():
             raise TrackingError(f"{option} {path}: folder {path.resolve().parent} does not exist")
     if args.blend is not None and blend_writer is None:
-        raise TrackingError("--blend needs Blender's Python module (bpy) and the DenseCap rig; "
-                            "write the .npz and load it in Blender instead")
+        blend_writer = default_blend_writer()
     with open_footage(args.video, start=args.start, end=args.end) as footage:
         tracker = tracker_factory(footage, args.mode, args.face)
         preview = (PreviewWriter(args.preview, footage.fps, footage.width, footage.height)

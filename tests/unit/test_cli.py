@@ -56,7 +56,6 @@ def test_no_face_anywhere_writes_nothing(tmp_path, clip, capsys):
     (["track", "{clip}", "--start", "10", "--end", "5"], "end frame"),
     (["track", "{clip}", "--out", "/no/such/folder/p.npz"], "does not exist"),
     (["track", "{clip}", "--preview", "/no/such/folder/p.mp4"], "does not exist"),
-    (["track", "{clip}", "--blend", "{tmp}/out.blend"], "bpy"),
     (["track", "{clip}", "--face", "-1"], "--face"),
 ])
 def test_bad_input_is_one_line_and_status_2(tmp_path, clip, capsys, arguments, message):

@@ -1,0 +1,141 @@
+"""The real-time tracker: MediaPipe's 478 landmarks on a tracked ROI, a sigma per landmark,
+and the real-time fitter (solver.realtime) with identity and focal length refined on
+keyframes. Implements the pipeline's `FrameTracker` protocol.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..landmarks import onnx_models
+from ..landmarks.mediapipe478 import (CROP_LAYOUT, CROP_SIZE, LEFT_EYE_IDS, MOUTH_IDS,
+                                      RIGHT_EYE_IDS, MediaPipe478)
+from ..landmarks.roi import RoiTracker
+from ..landmarks.sigma import base_sigma, landmark_sigma
+from ..solver.camera import Camera as SolverCamera
+from ..solver.energies import TERM_NAMES
+from ..solver.face_model import FaceModel
+from ..solver.model import joints, lbs, shape
+from ..solver.realtime import RealtimeTracker
+from ..solver.regions import face_area_triangles
+from .performance import Camera
+from .pipeline import FrameResult
+from .preview import mesh_edges, subsample_edges
+
+LANDMARK_SET = "mediapipe478"
+#: Below this face probability the landmarks are not used and the ROI is re-detected.
+MIN_PRESENCE = 0.5
+#: Initial focal length in image-size units (max(width, height)): a 53 degree field of view.
+DEFAULT_FOCAL_FACTOR = 1.0
+PREVIEW_MAX_EDGES = 3000
+
+
+def default_focal(width: int, height: int) -> float:
+    """Initial focal length (pixels) for footage of unknown intrinsics."""
+    return DEFAULT_FOCAL_FACTOR * float(max(width, height))
+
+
+class LandmarkFitTracker:
+    """Per-frame landmarks + fit for footage of size (width, height).
+
+    face_index : which face to follow (None: the largest); threads : onnxruntime threads;
+    focal : focal length in pixels when known (then it is not refined).
+    """
+
+    expression_names: tuple[str, ...]
+    energy_names = TERM_NAMES
+
+    def __init__(self, model: FaceModel, width: int, height: int, *,
+                 face_index: int | None = None, threads: int = 1, focal: float | None = None):
+        self.model = model
+        self.embedding = model.landmark_embedding(LANDMARK_SET)
+        self.expression_names = model.expression_names
+        self._detectors = [onnx_models.FaceDetector(variant, threads=threads)
+                           for variant in ("short", "full")]
+        self._network = MediaPipe478(threads=threads)
+        self._roi = RoiTracker(self._detect, CROP_SIZE, RIGHT_EYE_IDS, LEFT_EYE_IDS, MOUTH_IDS,
+                               face_index, CROP_LAYOUT)
+        self._base_sigma = base_sigma(LANDMARK_SET)
+        camera = SolverCamera.monocular(focal or default_focal(width, height), width, height)
+        self._fitter = RealtimeTracker(model, self.embedding, camera,
+                                       refine_identity=True, refine_focal=focal is None)
+        # The vertices posed every frame: the preview wireframe, then the landmark triangles.
+        preview_triangles = model.triangles[face_area_triangles(model)]
+        preview_ids, local = np.unique(preview_triangles, return_inverse=True)
+        self.preview_edges = subsample_edges(mesh_edges(local.reshape(-1, 3)), PREVIEW_MAX_EDGES)
+        corner_ids = model.triangles[self.embedding.triangles]                  # (L, 3)
+        self._posed_ids = np.concatenate([preview_ids, corner_ids.ravel()])
+        self._num_preview = len(preview_ids)
+        self._posed_expressions = np.ascontiguousarray(                       # (E, n * 3)
+            model.expression_basis[:, self._posed_ids].reshape(model.num_expressions, -1),
+            dtype=np.float64)
+        self._posed_weights = model.skin_weights[self._posed_ids]
+        self._posed_beta: np.ndarray | None = None
+        self._facing: np.ndarray | None = None
+
+    @property
+    def identity(self) -> np.ndarray:
+        return self._fitter.beta
+
+    @property
+    def camera(self) -> Camera:
+        solver_camera = self._fitter.camera
+        return Camera(solver_camera.focal, solver_camera.width, solver_camera.height,
+                      tuple(solver_camera.principal_point))
+
+    def _detect(self, image: np.ndarray):
+        for detector in self._detectors:       # short range first, full range for small faces
+            faces = detector.detect(image)
+            if faces:
+                return faces
+        return []
+
+    def track(self, frame_index: int, image: np.ndarray) -> FrameResult:
+        roi = self._roi.locate(image)
+        if roi is None:
+            return FrameResult()
+        mu, presence = self._network(image, roi)
+        if presence < MIN_PRESENCE:
+            self._roi.update(None, False)
+            self._facing = None
+            return FrameResult()
+        sigma = landmark_sigma(self._base_sigma, roi.scale, presence, roi.to_crop(mu), roi.size,
+                               self._facing)
+        fit = self._fitter.track(mu, sigma)
+        if not fit.success:
+            self._roi.update(None, False)
+            self._facing = None
+            return FrameResult(mu=mu, sigma=sigma)
+        self._roi.update(mu, True)
+        usable = np.isfinite(mu).all(1) & (sigma > 0)
+        error = np.linalg.norm(fit.pixels - mu, axis=1)[usable] / sigma[usable]
+        posed = self._posed_vertices(fit.psi, fit.theta)
+        camera = self._fitter.camera
+        corners = posed[self._num_preview:].reshape(-1, 3, 3)
+        self._facing = self._landmark_facing(corners @ camera.rotation.T + camera.translation)
+        return FrameResult(psi=fit.psi, theta=fit.theta, landmark_error=float(error.mean()),
+                           energies=np.array([fit.energies[name] for name in TERM_NAMES]),
+                           mu=mu, sigma=sigma,
+                           vertices_2d=camera.project(posed[:self._num_preview]))
+
+    def _posed_vertices(self, psi: np.ndarray, theta: np.ndarray) -> np.ndarray:
+        """(n, 3) posed positions of the preview and landmark-triangle vertices (cm)."""
+        beta = self.identity
+        if self._posed_beta is None or not np.array_equal(beta, self._posed_beta):
+            zero = np.zeros(self.model.num_expressions)
+            self._posed_beta = beta.copy()
+            self._posed_rest = shape(self.model, beta, zero, self._posed_ids)
+            self._posed_joints = joints(self.model, beta)
+        unposed = self._posed_rest + (psi @ self._posed_expressions).reshape(-1, 3)
+        return lbs(unposed, theta, self._posed_joints, self.model.joint_parents,
+                   self._posed_weights)
+
+    @staticmethod
+    def _landmark_facing(corners: np.ndarray) -> np.ndarray:
+        """(L,) cos of the angle between each landmark triangle's normal and its view ray.
+
+        corners : (L, 3, 3) triangle corners in camera space."""
+        normal = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+        centre = corners.mean(axis=1)
+        return -np.einsum("li,li->l", normal, centre) / (
+            np.linalg.norm(normal, axis=1) * np.linalg.norm(centre, axis=1) + 1e-12)
