@@ -16,7 +16,7 @@ PY52 := $(VENV52)/bin/python
 ASSETS := assets/face_model.npz
 MODELS := assets/models/face_landmark.onnx
 
-.PHONY: setup setup52 assets models demo test test-unit test-blender test-blender52 zip bench clean
+.PHONY: setup setup52 assets models demo demo-rig test test-unit test-blender test-blender52 zip bench clean
 
 setup: $(VENV)/.installed
 setup52: $(VENV52)/.installed
