@@ -35,25 +35,42 @@ def default_focal(width: int, height: int) -> float:
     return DEFAULT_FOCAL_FACTOR * float(max(width, height))
 
 
+class Networks:
+    """The ONNX sessions a tracker runs: face detectors (short range, then full range for
+    small faces) and the 478-landmark network. Load once, share between trackers."""
+
+    def __init__(self, threads: int = 1):
+        self.detectors = [onnx_models.FaceDetector(variant, threads=threads)
+                          for variant in ("short", "full")]
+        self.landmarks = MediaPipe478(threads=threads)
+
+    def detect(self, image: np.ndarray):
+        for detector in self.detectors:
+            faces = detector.detect(image)
+            if faces:
+                return faces
+        return []
+
+
 class LandmarkFitTracker:
     """Per-frame landmarks + fit for footage of size (width, height).
 
-    face_index : which face to follow (None: the largest); threads : onnxruntime threads;
-    focal : focal length in pixels when known (then it is not refined).
+    face_index : which face to follow (None: the largest); focal : focal length in pixels
+    when known (then it is not refined); networks : shared `Networks` (default: loaded here,
+    single-threaded).
     """
 
     expression_names: tuple[str, ...]
     energy_names = TERM_NAMES
 
     def __init__(self, model: FaceModel, width: int, height: int, *,
-                 face_index: int | None = None, threads: int = 1, focal: float | None = None):
+                 face_index: int | None = None, focal: float | None = None,
+                 networks: Networks | None = None):
         self.model = model
         self.embedding = model.landmark_embedding(LANDMARK_SET)
         self.expression_names = model.expression_names
-        self._detectors = [onnx_models.FaceDetector(variant, threads=threads)
-                           for variant in ("short", "full")]
-        self._network = MediaPipe478(threads=threads)
-        self._roi = RoiTracker(self._detect, CROP_SIZE, RIGHT_EYE_IDS, LEFT_EYE_IDS, MOUTH_IDS,
+        self._networks = networks or Networks()
+        self._roi = RoiTracker(self._networks.detect, CROP_SIZE, RIGHT_EYE_IDS, LEFT_EYE_IDS, MOUTH_IDS,
                                face_index, CROP_LAYOUT)
         self._base_sigma = base_sigma(LANDMARK_SET)
         camera = SolverCamera.monocular(focal or default_focal(width, height), width, height)
@@ -83,18 +100,16 @@ class LandmarkFitTracker:
         return Camera(solver_camera.focal, solver_camera.width, solver_camera.height,
                       tuple(solver_camera.principal_point))
 
-    def _detect(self, image: np.ndarray):
-        for detector in self._detectors:       # short range first, full range for small faces
-            faces = detector.detect(image)
-            if faces:
-                return faces
-        return []
+    @property
+    def solver_camera(self) -> SolverCamera:
+        """The fitter's current camera (focal length refined on keyframes)."""
+        return self._fitter.camera
 
     def track(self, frame_index: int, image: np.ndarray) -> FrameResult:
         roi = self._roi.locate(image)
         if roi is None:
             return FrameResult()
-        mu, presence = self._network(image, roi)
+        mu, presence = self._networks.landmarks(image, roi)
         if presence < MIN_PRESENCE:
             self._roi.update(None, False)
             self._facing = None
