@@ -68,10 +68,10 @@ test: test-unit test-blender test-blender52
 test-unit: $(ASSETS) $(MODELS)
 	$(PY) -m pytest -q tests/unit
 
-test-blender: $(ASSETS)
+test-blender: $(ASSETS) $(MODELS)
 	$(PY) -m pytest -q tests/blender
 
-test-blender52: $(ASSETS) $(VENV52)/.installed
+test-blender52: $(ASSETS) $(MODELS) $(VENV52)/.installed
 	$(PY52) -m pytest -q tests/blender
 
 zip: $(ASSETS) $(MODELS)

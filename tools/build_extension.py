@@ -1,29 +1,47 @@
-"""Validate and build the installable extension zip with Blender's own `blender_ext.py`.
+"""Validate and build the installable extension zips with Blender's own `blender_ext.py`.
 
-    python -m tools.build_extension [--out-dir dist]
+    python -m tools.build_extension [--platform linux-x64 ...] [--out-dir dist]
 
+One zip per platform (linux-x64, windows-x64, macos-arm64, macos-x64), each with the
+run-time wheels of that platform for Blender's Python 3.11 and 3.13 (`tools/fetch_wheels.py`,
+cached in `wheels/`). The source tree is staged in `build/extension/` with a manifest that
+lists the platforms and wheels (the committed manifest lists none: wheels are build output),
+then `blender_ext.py build --split-platforms` writes `densecap-<version>-<platform>.zip`.
 `blender_ext.py` ships inside the `bpy` package (scripts/addons_core/bl_pkg/cli/); the
-manifest's `[build] paths_exclude_pattern` decides what goes into the zip. The build
-then checks the zip: the packed face model and its licence are in, dev-only folders out.
+manifest's `[build] paths_exclude_pattern` decides what goes into the zip. Each zip is then
+checked (face model, networks and licences in; dev-only folders out; the platform's
+wheels in) and validated.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
+import shutil
 import subprocess
 import sys
+import time
+import tomllib
 import zipfile
 from pathlib import Path
 
+from .fetch_wheels import PLATFORM_TAGS, WheelFetchError, fetch
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT_DIR = ROOT / "dist"
+STAGE_DIR = ROOT / "build" / "extension"
 
 #: Files the zip must hold, and top-level folders it must not.
 REQUIRED_FILES = ("blender_manifest.toml", "__init__.py", "assets/face_model.npz",
-                  "assets/licenses/ict-facekit/LICENSE")
+                  "assets/licenses/ict-facekit/LICENSE", "assets/models/face_landmark.onnx",
+                  "assets/models/face_detection_short_range.onnx",
+                  "assets/models/iris_landmark.onnx", "assets/licenses/mediapipe/LICENSE")
 FORBIDDEN_PREFIXES = ("tests/", "bench/", "tools/", "training/", ".venv", ".git", "out/",
-                      "dist/")
+                      "dist/", "build/")
+#: Top-level entries never staged (dev-only or build output; the manifest excludes the rest).
+NOT_STAGED = {".git", "build", "dist", "out", "wheels", "tests", "training", "bench", "tools",
+              "__pycache__"}
 
 
 class ExtensionBuildError(RuntimeError):
@@ -57,42 +75,88 @@ def validate(source: Path = ROOT) -> str:
     return run_blender_ext("validate", str(source))
 
 
-def check_zip(zip_path: Path) -> None:
-    """ExtensionBuildError if a required file is missing or a dev-only path is shipped."""
+def check_zip(zip_path: Path, wheel_names: list[str] = ()) -> None:
+    """ExtensionBuildError if a required file or wheel is missing or a dev-only path is shipped."""
     with zipfile.ZipFile(zip_path) as archive:
         names = archive.namelist()
-    missing = [name for name in REQUIRED_FILES if name not in names]
+    missing = [name for name in (*REQUIRED_FILES, *(f"wheels/{w}" for w in wheel_names))
+               if name not in names]
     shipped = [name for name in names if name.startswith(FORBIDDEN_PREFIXES)]
     if missing or shipped:
         raise ExtensionBuildError(f"{zip_path.name}: missing {missing}, must not ship {shipped[:10]}")
 
 
-def build(out_dir: Path = DEFAULT_OUT_DIR) -> Path:
-    """Validate the source, build `<id>-<version>.zip` into `out_dir`, check and validate it."""
-    if not (ROOT / REQUIRED_FILES[2]).is_file():
-        raise ExtensionBuildError("assets/face_model.npz is missing: run `make assets` first")
+def stage(wheels: list[Path], platforms: list[str], stage_dir: Path = STAGE_DIR) -> Path:
+    """A copy of the source tree whose manifest lists `platforms` and `wheels` (hard links
+    where possible: the wheels are hundreds of MB)."""
+    if stage_dir.exists():
+        shutil.rmtree(stage_dir)
+    stage_dir.mkdir(parents=True)
+    for entry in ROOT.iterdir():
+        if entry.name in NOT_STAGED or entry.name.startswith("."):
+            continue
+        if entry.is_dir():
+            shutil.copytree(entry, stage_dir / entry.name,
+                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            shutil.copy2(entry, stage_dir / entry.name)
+    (stage_dir / "wheels").mkdir()
+    for wheel in wheels:
+        try:
+            os.link(wheel, stage_dir / "wheels" / wheel.name)
+        except OSError:
+            shutil.copy2(wheel, stage_dir / "wheels" / wheel.name)
+    manifest = (ROOT / "blender_manifest.toml").read_text()
+    listed = ",\n".join(f'  "./wheels/{wheel.name}"' for wheel in wheels)
+    extra = (f"platforms = [{', '.join(repr(p).replace(chr(39), chr(34)) for p in platforms)}]\n"
+             f"wheels = [\n{listed}\n]\n")
+    (stage_dir / "blender_manifest.toml").write_text(
+        manifest.replace("\n[permissions]", "\n" + extra + "\n[permissions]", 1))
+    return stage_dir
+
+
+def build(out_dir: Path = DEFAULT_OUT_DIR, platforms: list[str] | None = None) -> list[Path]:
+    """Validate the source, build one zip per platform into `out_dir`, check and validate each."""
+    platforms = list(platforms or PLATFORM_TAGS)
+    for required in REQUIRED_FILES[2:]:
+        if not (ROOT / required).is_file():
+            raise ExtensionBuildError(f"{required} is missing: run `make assets models` first")
     validate(ROOT)
+    try:
+        wheels = {platform: fetch(platform) for platform in platforms}
+    except WheelFetchError as exc:
+        raise ExtensionBuildError(str(exc)) from None
+    source = stage(sorted({w for ws in wheels.values() for w in ws}), platforms)
     out_dir.mkdir(parents=True, exist_ok=True)
-    output = run_blender_ext("build", "--source-dir", str(ROOT), "--output-dir", str(out_dir))
-    created = [line.split('"')[1] for line in output.splitlines() if line.startswith("created:")]
-    if not created:
-        raise ExtensionBuildError(f"blender_ext.py build reported no zip:\n{output}")
-    zip_path = Path(created[0])
-    check_zip(zip_path)
-    validate(zip_path)
-    return zip_path
+    started = time.time()
+    output = run_blender_ext("build", "--source-dir", str(source), "--output-dir", str(out_dir),
+                             "--split-platforms")
+    manifest = tomllib.loads((ROOT / "blender_manifest.toml").read_text())
+    zips = []
+    for platform in platforms:
+        zip_path = out_dir / f"{manifest['id']}-{manifest['version']}-{platform.replace('-', '_')}.zip"
+        if not zip_path.is_file() or zip_path.stat().st_mtime < started:
+            raise ExtensionBuildError(f"blender_ext.py build made no {zip_path.name}:\n"
+                                      f"{output[-2000:]}")
+        check_zip(zip_path, [w.name for w in wheels[platform]])
+        validate(zip_path)
+        zips.append(zip_path)
+    return zips
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out-dir", type=Path, default=DEFAULT_OUT_DIR)
+    parser.add_argument("--platform", action="append", choices=sorted(PLATFORM_TAGS),
+                        help="platform(s) to build (default: all)")
     args = parser.parse_args(argv)
     try:
-        zip_path = build(args.out_dir)
+        zips = build(args.out_dir, args.platform)
     except ExtensionBuildError as exc:
         print(exc, file=sys.stderr)
         return 1
-    print(f"built and validated {zip_path} ({zip_path.stat().st_size / 1e6:.1f} MB)")
+    for zip_path in zips:
+        print(f"built and validated {zip_path} ({zip_path.stat().st_size / 1e6:.1f} MB)")
     return 0
 
 

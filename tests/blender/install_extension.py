@@ -5,13 +5,39 @@ the `densecap` import the other tests register):
 
     python install_extension.py ZIP REPO_DIR
 
-Prints one JSON line: install/operator results, the module the add-on runs from, the rig.
+Prints one JSON line: install/operator results, the module the add-on runs from, the rig,
+and where the shipped wheels' modules import from (Blender installs them into the user
+extensions' site-packages; they are imported there in a clean interpreter that only shares
+numpy, which Blender bundles, with this one).
 """
 
 import json
+import os
+import subprocess
 import sys
+from pathlib import Path
 
 import bpy
+import numpy
+
+IMPORT_CHECK = """
+import json, sys
+sys.path[:0] = sys.argv[1:3]
+import cv2, numba, onnxruntime
+session = onnxruntime.InferenceSession(sys.argv[3], providers=["CPUExecutionProvider"])
+print(json.dumps({m.__name__: m.__file__ for m in (cv2, numba, onnxruntime)}))
+"""
+
+
+def shipped_wheel_modules(repo_dir: str) -> dict:
+    """{module: file} of cv2, numba, onnxruntime imported from the installed wheels."""
+    site = Path(os.environ["BLENDER_USER_EXTENSIONS"], ".local", "lib",
+                f"python{sys.version_info.major}.{sys.version_info.minor}", "site-packages")
+    model = Path(repo_dir, "densecap", "assets", "models", "face_landmark.onnx")
+    result = subprocess.run([sys.executable, "-S", "-c", IMPORT_CHECK, str(site),
+                             str(Path(numpy.__file__).parent.parent), str(model)],
+                            capture_output=True, text=True, timeout=120)
+    return json.loads(result.stdout) if result.returncode == 0 else {"error": result.stderr}
 
 
 def main(zip_path: str, repo_dir: str) -> None:
@@ -29,6 +55,7 @@ def main(zip_path: str, repo_dir: str) -> None:
         "module_file": getattr(module, "__file__", None),
         "generated": sorted(generated),
         "shape_keys": len(rig.children[0].data.shape_keys.key_blocks) if rig else 0,
+        "wheel_modules": shipped_wheel_modules(repo_dir),
     }))
 
 

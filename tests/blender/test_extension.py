@@ -17,7 +17,9 @@ INSTALL_SCRIPT = Path(__file__).with_name("install_extension.py")
 
 @pytest.fixture(scope="module")
 def built_zip(tmp_path_factory) -> Path:
-    return build(tmp_path_factory.mktemp("dist"))
+    """The linux-x64 zip, with its wheels (downloaded once into wheels/)."""
+    [zip_path] = build(tmp_path_factory.mktemp("dist"), ["linux-x64"])
+    return zip_path
 
 
 def test_source_tree_validates():
@@ -38,8 +40,13 @@ def test_zip_contents(built_zip):
     with zipfile.ZipFile(built_zip) as archive:
         names = set(archive.namelist())
     assert {"blender_manifest.toml", "__init__.py", "assets/face_model.npz",
-            "assets/licenses/ict-facekit/LICENSE", "densecap_addon/rig.py",
+            "assets/licenses/ict-facekit/LICENSE", "assets/licenses/mediapipe/LICENSE",
+            "assets/models/face_landmark.onnx", "densecap_addon/rig.py",
             "operators/generate_rig.py", "solver/model.py"} <= names
+    wheels = {name.split("/")[1].split("-")[0] for name in names if name.startswith("wheels/")}
+    assert wheels == {"numba", "llvmlite", "onnxruntime", "opencv_python_headless"}
+    assert not any(name.startswith("wheels/") and ("win_amd64" in name or "macosx" in name)
+                   for name in names)
     for dev_only in ("tests/", "tools/", "bench/", "training/", ".venv", ".git", "out/"):
         assert not any(name.startswith(dev_only) for name in names), dev_only
 
@@ -57,3 +64,7 @@ def test_zip_installs_and_enables(built_zip, tmp_path):
     assert Path(report["module_file"]).is_relative_to(repo_dir)
     assert report["generated"] == ["FINISHED"]
     assert report["shape_keys"] == 56
+    extensions = Path(env["BLENDER_USER_EXTENSIONS"])
+    assert set(report["wheel_modules"]) == {"cv2", "numba", "onnxruntime"}, report["wheel_modules"]
+    for module_file in report["wheel_modules"].values():
+        assert Path(module_file).is_relative_to(extensions), module_file
