@@ -44,6 +44,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from . import offline_kernel as okernel
+from .realtime_kernel import landmark_positions
 from .camera import Camera
 from .colliders import Colliders, build_colliders
 from .conventions import THETA_SIZE, THETA_TRANSLATION
@@ -330,6 +331,15 @@ def offline_energy(model: FaceModel, embedding: LandmarkEmbedding, cameras: Sequ
                                               settings.fit.temporal,
                                               view_ok.any(0).astype(float))
     return energies, ctx.identity_energy(np.asarray(beta, float))
+
+
+def project_landmarks(model: FaceModel, embedding: LandmarkEmbedding, beta: np.ndarray,
+                      camera: Camera, psi: np.ndarray, theta: np.ndarray) -> np.ndarray:
+    """Projected landmarks (F, L, 2) of F frames psi (F, E), theta (F, 18)."""
+    table = build_landmark_table(model, embedding, np.asarray(beta, float), 1e-3)
+    args = table.kernel_args()[:10]
+    points = np.stack([landmark_positions(p, t, *args) for p, t in zip(psi, theta)])
+    return camera.project(points.reshape(-1, 3)).reshape(len(psi), -1, 2)
 
 
 # ---------------------------------------------------------------------------- shared solve
