@@ -55,6 +55,8 @@ from .model import forward_kinematics, joints, landmark_vertex_ids, rodrigues
 from .realtime import (HEAD, MIN_LANDMARKS, LandmarkTable, RealtimeTracker, build_landmark_table,
                        camera_vector, collider_tables, usable_landmarks)
 
+#: LM damping factors of the identity / camera solve after an accepted / rejected step.
+DAMPING_DOWN, DAMPING_UP = 0.3, 4.0
 T_TEMPORAL = TERM_NAMES.index("temporal")
 T_IDENTITY = TERM_NAMES.index("identity")
 
@@ -67,12 +69,15 @@ class OfflineSettings:
     #: fit each seen camera's focal length (else it stays as given).
     fit_focal: bool = True
     #: frames (spread over the clip) that identity and cameras are fitted on.
-    identity_frames: int = 100
-    identity_iterations: int = 30
-    #: red-black sweeps over all frames, LM iterations per frame and sweep.
-    sweeps: int = 8
-    frame_iterations: int = 4
-    sweep_tolerance: float = 1e-5
+    identity_frames: int = 60
+    identity_iterations: int = 20
+    #: stop the identity / camera solve when the energy falls by less than this fraction.
+    identity_tolerance: float = 1e-5
+    #: red-black sweeps over all frames, LM iterations per frame and sweep, and the relative
+    #: decrease of a window's energy below which the sweeps stop.
+    sweeps: int = 6
+    frame_iterations: int = 3
+    sweep_tolerance: float = 1e-4
     #: frames per window of the all-frames pass, and frames re-solved by the next window.
     window: int = 500
     overlap: int = 20
@@ -413,11 +418,11 @@ def _fit_shared(ctx: _Context, beta, cameras, x, mu, scale2, free):
             decrease = (energy - trial) / max(energy, 1e-300)
             beta, cameras, x = trial_beta, trial_cameras, trial_x
             energy = linearise(beta, cameras, x)
-            damping = max(damping * 0.1, 1e-12)
-            if decrease < settings.fit.tolerance:
+            damping = max(damping * DAMPING_DOWN, 1e-12)
+            if decrease < settings.identity_tolerance:
                 return beta, cameras, x, iteration, True
         else:
-            damping *= 10.0
+            damping *= DAMPING_UP
             if damping > 1e10:
                 return beta, cameras, x, iteration, True
     return beta, cameras, x, settings.identity_iterations, False

@@ -1,0 +1,52 @@
+"""Offline mode end to end on real footage: `densecap track --mode offline` against the
+real-time mode on the same frames."""
+
+import numpy as np
+import pytest
+
+from densecap.solver import load_face_model
+from densecap.solver.camera import Camera
+from densecap.solver.offline import project_landmarks
+from densecap.tracking import cli
+from densecap.tracking.performance import load_performance
+
+FRAMES = 24
+
+
+@pytest.fixture(scope="module")
+def tracked(tmp_path_factory, shared_dir):
+    folder = tmp_path_factory.mktemp("offline")
+    clip = str(shared_dir / "footage" / "talking_2.mp4")
+    runs = {}
+    for mode in ("realtime", "offline"):
+        out = folder / f"{mode}.npz"
+        status = cli.main(["track", clip, "--mode", mode, "--end", str(FRAMES), "--out",
+                           str(out), "--quiet"])
+        assert status == cli.EXIT_OK
+        runs[mode] = load_performance(out)
+    return runs
+
+
+def jitter_px(performance) -> float:
+    """Mean |x_{t+1} - 2 x_t + x_{t-1}| of the fitted landmarks' projections, pixels."""
+    model = load_face_model()
+    cam = performance.camera
+    camera = Camera.monocular(cam.focal_length, cam.width, cam.height)
+    pixels = project_landmarks(model, model.landmark_embedding("mediapipe478"), performance.beta,
+                               camera, performance.psi, performance.theta)
+    return float(np.linalg.norm(pixels[2:] - 2 * pixels[1:-1] + pixels[:-2], axis=-1).mean())
+
+
+def test_offline_mode_is_valid_fits_as_well_and_jitters_less(tracked):
+    realtime, offline = tracked["realtime"], tracked["offline"]
+    assert offline.mode == "offline" and realtime.mode == "realtime"
+    assert offline.num_frames == FRAMES and offline.valid.all()
+    assert np.isfinite(offline.psi).all() and np.isfinite(offline.theta).all()
+    assert np.isfinite(offline.energies).all()
+    assert (offline.psi >= 0).all() and (offline.psi <= 1).all()
+    rt_error, off_error = np.nanmean(realtime.landmark_error), np.nanmean(offline.landmark_error)
+    rt_jitter, off_jitter = jitter_px(realtime), jitter_px(offline)
+    print(f"landmark error realtime {rt_error:.4f} offline {off_error:.4f}; "
+          f"jitter realtime {rt_jitter:.4f} px offline {off_jitter:.4f} px")
+    assert off_error <= rt_error
+    assert off_jitter < rt_jitter
