@@ -12,6 +12,7 @@ the timeline frames any clip has, a frame a clip lacks is masked for that camera
 from __future__ import annotations
 
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -94,31 +95,38 @@ def track_multiview(sources: Sequence[str], offsets: Sequence[int] | None = None
     if len(offsets) != len(sources):
         raise TrackingError(f"{len(offsets)} offsets for {len(sources)} sources")
     started = time.monotonic()
-    model = load_face_model()
-    networks = Networks()
-    recorders, footages_meta = [], []
-    done, cancelled, error = 0, False, None
-    for c, source in enumerate(sources):
-        try:
-            footage = open_footage(source)
-        except (LandmarkError, OSError) as exc:
-            raise TrackingError(f"camera {c}: {exc}") from exc
-        with footage:
+    with ExitStack() as stack:
+        footages = []
+        for c, source in enumerate(sources):
+            try:
+                footages.append(stack.enter_context(open_footage(source)))
+            except (LandmarkError, OSError) as exc:
+                raise TrackingError(f"camera {c}: {exc}") from exc
+        counts = [f.num_frames for f in footages]
+        if all(counts):
+            _check_overlap([(o, o + n - 1) for o, n in zip(offsets, counts)])
+        model = load_face_model()
+        networks = Networks()
+        recorders = []
+        done, cancelled, error = 0, False, None
+        for c, footage in enumerate(footages):
             recorder = _Recorder(LandmarkFitTracker(model, footage.width, footage.height,
                                                     face_index=face_index, networks=networks))
-            base = done
 
-            def report(frames_done, total, fps, base=base):
+            def report(frames_done, total, fps, base=done):
                 if progress is not None:
                     progress(base + frames_done, None, fps)
 
             run = track_footage(footage, recorder, progress=report, cancel=cancel)
-            footages_meta.append((footage.fps, footage.width, footage.height))
-        done += run.frames_done
-        recorders.append(recorder)
-        if run.cancelled or run.error:
-            cancelled, error = run.cancelled, run.error
-            break
+            done += run.frames_done
+            recorders.append(recorder)
+            if run.cancelled or run.error:
+                cancelled, error = run.cancelled, run.error
+                break
+            if not any(r.found for r in recorder.inputs.results):
+                raise TrackingError(f"camera {c} ({sources[c]}) never sees the face: its pose "
+                                    "is unknown")
+        fps = footages[0].fps
     poses = tuple(_pose(r.tracker.solver_camera, None, s, o)
                   for r, s, o in zip(recorders, sources, offsets))
     if cancelled or error or len(recorders) < len(sources):
@@ -138,8 +146,8 @@ def track_multiview(sources: Sequence[str], offsets: Sequence[int] | None = None
         raise TrackingError(f"camera(s) {unseen} never see the face: their pose is unknown")
     reference = fit.cameras[0]
     poses = tuple(_pose(cam, reference, s, o) for cam, s, o in zip(fit.cameras, sources, offsets))
-    performance = _performance(recorders[0].tracker, fit, timeline, mu, sigma, footages_meta[0][0],
-                               sources[0], model, embedding)
+    performance = _performance(recorders[0].tracker, fit, timeline, mu, sigma, fps, sources[0],
+                               model, embedding)
     return MultiviewRun(performance, poses, done, False, None, time.monotonic() - started)
 
 
@@ -151,8 +159,7 @@ def _timeline(recorders, offsets, count):
         if len(frames) == 0:
             raise TrackingError("a clip has no frames")
         ranges.append((frames.min(), frames.max()))
-    if max(r[0] for r in ranges) > min(r[1] for r in ranges):
-        raise TrackingError("the clips do not overlap on the timeline (check the offsets)")
+    _check_overlap(ranges)
     first, last = min(r[0] for r in ranges), max(r[1] for r in ranges)
     timeline = np.arange(first, last + 1)
     mu = np.full((len(timeline), len(recorders), count, 2), np.nan)
@@ -164,6 +171,12 @@ def _timeline(recorders, offsets, count):
             if m is not None and result.found:
                 mu[index + offset - first, c], sigma[index + offset - first, c] = m, s
     return timeline, mu, sigma
+
+
+def _check_overlap(ranges) -> None:
+    """ranges: (first, last) timeline frame of each clip."""
+    if max(r[0] for r in ranges) > min(r[1] for r in ranges):
+        raise TrackingError("the clips do not overlap on the timeline (check the offsets)")
 
 
 def _pose(camera, reference, source: str, offset: int) -> CameraPose:

@@ -8,7 +8,7 @@ import pytest
 from densecap.tracking.errors import TrackingError
 from densecap.tracking.multiview import track_multiview
 
-FRAMES = 14
+FRAMES = 10
 ROLL_DEG = 12.0
 
 
@@ -33,6 +33,7 @@ def two_views(tmp_path_factory, shared_dir):
     warp = cv2.getRotationMatrix2D((width / 2.0, height / 2.0), ROLL_DEG, 1.0)
     rolled = [cv2.warpAffine(f, warp, (width, height)) for f in frames[2:]]
     write_clip(folder / "front.mp4", frames)
+    write_clip(folder / "short.mp4", frames[:3])
     write_clip(folder / "rolled.mp4", rolled)
     return folder
 
@@ -75,6 +76,6 @@ def test_bad_input_gives_clear_errors(tmp_path, two_views):
     with pytest.raises(TrackingError, match="do not overlap"):
         track_multiview([front, front], offsets=[0, 100])
     blank = tmp_path / "blank.mp4"
-    write_clip(blank, [np.full((240, 320, 3), 90, np.uint8)] * 4)
-    with pytest.raises(TrackingError, match="never see"):
-        track_multiview([front, str(blank)])
+    write_clip(blank, [np.full((240, 320, 3), 90, np.uint8)] * 3)
+    with pytest.raises(TrackingError, match="never sees the face"):
+        track_multiview([str(two_views / "short.mp4"), str(blank)])

@@ -10,7 +10,7 @@ from densecap.solver.offline import project_landmarks
 from densecap.tracking import cli
 from densecap.tracking.performance import load_performance
 
-FRAMES = 24
+FRAMES = 20
 
 
 @pytest.fixture(scope="module")
