@@ -7,17 +7,10 @@ import pytest
 
 from densecap.tracking.errors import TrackingError
 from densecap.tracking.multiview import track_multiview
+from test_tracking_real import _write_clip as write_clip
 
 FRAMES = 10
 ROLL_DEG = 12.0
-
-
-def write_clip(path, frames, fps=25):
-    height, width = frames[0].shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
-    for frame in frames:
-        writer.write(frame)
-    writer.release()
 
 
 @pytest.fixture(scope="module")
