@@ -175,6 +175,9 @@ def track_footage(footage: Footage, tracker: FrameTracker, *, mode: str = "realt
                 performance = refine_offline(tracker, collected, footage, cancel)
             except OfflineCancelled:
                 cancelled = True
+            if progress is not None:   # the offline solve is done
+                progress(len(builder), total,
+                         len(builder) / max(time.monotonic() - started, 1e-9))
     seconds = time.monotonic() - started
     return TrackingRun(performance, len(builder), without_face, cancelled, error, seconds)
 

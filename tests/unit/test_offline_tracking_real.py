@@ -7,7 +7,10 @@ import pytest
 from densecap.solver import load_face_model
 from densecap.solver.camera import Camera
 from densecap.solver.offline import project_landmarks
+from densecap.landmarks.footage import open_footage
 from densecap.tracking import cli
+from densecap.tracking.pipeline import track_footage
+from densecap.tracking.progress import CancelToken
 from densecap.tracking.performance import load_performance
 
 FRAMES = 20
@@ -50,3 +53,20 @@ def test_offline_mode_is_valid_fits_as_well_and_jitters_less(tracked):
           f"jitter realtime {rt_jitter:.4f} px offline {off_jitter:.4f} px")
     assert off_error <= rt_error
     assert off_jitter < rt_jitter
+
+
+def test_cancel_during_the_offline_solve_returns_the_realtime_frames(shared_dir):
+    token = CancelToken()
+    reports = []
+
+    def progress(done, total, fps):   # the report after the last frame: cancel the solve
+        reports.append(done)
+        if done == total:
+            token.cancel()
+
+    with open_footage(shared_dir / "footage" / "talking_2.mp4", end=6) as footage:
+        tracker = cli.make_tracker(footage, "offline", None)
+        run = track_footage(footage, tracker, mode="offline", progress=progress, cancel=token)
+    assert run.cancelled and run.frames_done == 6 and reports[-1] == 6
+    assert run.performance.mode == "realtime" and run.performance.complete
+    assert run.performance.num_frames == 6 and run.performance.valid.all()
