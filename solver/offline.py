@@ -22,8 +22,9 @@ Method (`fit_offline`):
    (+ `overlap` re-solved by the next window) so memory stays bounded: red-black block
    Gauss-Seidel sweeps, each frame refitted by the real-time kernel's LM with its
    neighbours' projections fixed (E_temporal is exact for the frame given its neighbours), so
-   each sweep lowers the total energy; sweeps stop when the window's energy falls by less
-   than `sweep_tolerance` (relative) or after `sweeps`.
+   each sweep lowers the total energy; a frame that settled (it and its neighbours moved
+   less than `settled_px`) is skipped by the next sweep; sweeps stop when the window's energy
+   falls by less than `sweep_tolerance` (relative) or after `sweeps`.
 
 Every term is the real-time kernel's (one implementation): the energy reported is
 E = sum over frames of E_landmarks + E_expression + E_joints + E_intersect + E_temporal
@@ -78,6 +79,9 @@ class OfflineSettings:
     sweeps: int = 6
     frame_iterations: int = 3
     sweep_tolerance: float = 1e-4
+    #: a frame whose fitted landmarks and neighbours' moved less than this (pixels) in a
+    #: sweep is not refitted in the next one.
+    settled_px: float = 0.02
     #: frames per window of the all-frames pass, and frames re-solved by the next window.
     window: int = 500
     overlap: int = 20
@@ -458,16 +462,23 @@ def _fit_frames(ctx: _Context, beta, cameras, x, mu, sigma, views, fixed_frames,
         e_w, pixels = _energies(ctx, beta, cameras, xw, clean, scale2)
         smooth = fit.temporal > 0
         previous_total = np.inf
+        skip = fixed.copy()
         for _ in range(settings.sweeps if smooth else 1):
             if cancel is not None and cancel():
                 raise OfflineCancelled()
+            before = pixels.copy()
             for parity in (1, 0):
                 okernel.smoothing_sweep(
                     parity, xw, ctx.lower, ctx.upper, settings.frame_iterations,
                     fit.tolerance, ctx.model.num_expressions, *table.kernel_args(),
                     camera_data, clean, scale2, fit.temporal, views, neighbours, *priors,
-                    pixels, fixed)
+                    pixels, skip)
             total_sweeps += 1
+            # frames that, like both neighbours, moved less than settled_px are settled: the
+            # next sweep leaves them (their block problem has not changed)
+            moved = np.abs(pixels - before).reshape(len(pixels), -1).max(1) > settings.settled_px
+            near = moved | np.r_[False, moved[:-1]] | np.r_[moved[1:], False]
+            skip = fixed | ~near
             e_w, pixels = _energies(ctx, beta, cameras, xw, clean, scale2)
             steps = _temporal_steps(pixels, real, fit.temporal, views)
             inner = e_w[1:-1].sum() + steps[1:].sum()
