@@ -139,7 +139,7 @@ def test_schur_blocks_equal_the_dense_reference(small_model):
 
 def test_identity_error_falls_as_frames_increase(small_model, dense, region):
     settings = OfflineSettings(fit=FitSettings(temporal=0.0), fit_focal=False,
-                               identity_iterations=15)
+                               identity_iterations=10)
     beta, psis, thetas = random_frames(small_model, 100, seed=11)
     mu, sigma = observe_views(small_model, dense, beta, psis, thetas, [CAMERA], 12)
     errors = {}
@@ -158,7 +158,7 @@ def test_three_cameras_with_unknown_extrinsics_and_focal_beat_one(small_model, d
     mu, sigma = observe_views(small_model, dense, beta, psis, thetas, true_cameras, 22)
     # the fitter gets focal lengths 6 % off and no extrinsics for cameras 1 and 2
     guesses = [Camera.monocular(f, 640, 480) for f in (1060.0, 850.0, 1080.0)]
-    settings = OfflineSettings(fit=FitSettings(temporal=0.0), identity_iterations=15)
+    settings = OfflineSettings(fit=FitSettings(temporal=0.0), identity_iterations=10)
     three = fit_offline(small_model, dense, guesses, mu, sigma, settings)
     one = fit_offline(small_model, dense, guesses[:1], mu[:, :1], sigma[:, :1], settings)
     err3 = identity_error_mm(small_model, region, three.beta, beta)
