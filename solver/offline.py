@@ -414,8 +414,8 @@ def _fit_shared(ctx: _Context, beta, cameras, x, mu, scale2, free):
         except np.linalg.LinAlgError:
             damping *= 10.0
             continue
-        trial_x = np.clip(x - y_vec - np.einsum("fps,s->fp", y_mat, step), ctx.lower,
-                          ctx.upper)
+        trial_x = np.empty_like(x)
+        okernel.frame_steps(u, g_frame, w, step, x, ctx.lower, ctx.upper, damping, trial_x)
         trial_beta, trial_cameras = _apply_shared(beta, cameras, step, num_beta)
         trial = total(trial_beta, trial_cameras, trial_x)
         if np.isfinite(trial) and trial < energy:

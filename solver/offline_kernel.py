@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .lm import DIAGONAL_FLOOR, cholesky_factor, cholesky_substitute
+from .lm import DIAGONAL_FLOOR, bounded_step, cholesky_factor, cholesky_substitute
 from .realtime_kernel import (_landmark_point, evaluate_views, forward_kinematics,
                               landmark_rows, point_projection, project_point, solve)
 
@@ -241,6 +241,22 @@ def schur_reduce(u, g_frame, w, x, lower, upper, damping, y_mat, y_vec, reduced,
                         acc += w[t, i, s] * y_mat[t, i, s2]
                 reduced[t, s, s2] = acc
                 reduced[t, s2, s] = acc
+    return ok
+
+
+@njit(cache=True, parallel=True)
+def frame_steps(u, g_frame, w, shared_step, x, lower, upper, damping, out):
+    """Each frame's bounded LM step given the shared step: out[f] = the new x[f] from
+    (U_f + damping) d = -(g_f + W_f shared_step) with the active set of lm.bounded_step.
+    Returns ok (F,)."""
+    frames, size = x.shape
+    ok = np.ones(frames, dtype=np.bool_)
+    for t in prange(frames):
+        rhs = g_frame[t].copy()
+        for i in range(size):
+            for s in range(shared_step.shape[0]):
+                rhs[i] += w[t, i, s] * shared_step[s]
+        out[t], ok[t] = bounded_step(u[t], rhs, x[t], lower, upper, damping)
     return ok
 
 
