@@ -309,6 +309,14 @@ def realtime_start(model: FaceModel, embedding: LandmarkEmbedding, cameras: Sequ
             out_psi[t] = psi[c, t]
             out_theta[t] = move_pose(model, beta, theta[c, t], to_world_r, to_world_t)
             taken[t] = True
+    # frames no camera fitted: the nearest fitted frame's pose (earlier, else later)
+    fitted = np.nonzero(taken)[0]
+    if len(fitted) == 0:
+        raise SolverError("the real-time fitter found the face in no frame")
+    nearest = fitted[np.clip(np.searchsorted(fitted, np.arange(frames), side="right") - 1, 0,
+                             None)]
+    nearest = np.where(nearest <= np.arange(frames), nearest, fitted[0])
+    out_psi, out_theta = out_psi[nearest], out_theta[nearest]
     return OfflineStart(beta=beta, psi=out_psi, theta=out_theta, cameras=tuple(out_cameras))
 
 

@@ -25,7 +25,7 @@ from densecap.solver.landmark_sets import random_embedding
 from densecap.solver.model import rodrigues, shape
 from densecap.solver.offline import (OfflineSettings, _axis_angle, _camera_vectors, _Context,
                                      _energies, _view_data, fit_offline, head_transform,
-                                     offline_energy)
+                                     move_pose, offline_energy)
 from densecap.solver import offline_kernel
 from densecap.solver.problem import FitProblem, Observation, landmark_points
 from densecap.solver.realtime import RealtimeTracker
@@ -226,7 +226,7 @@ def test_offline_energy_is_not_above_realtime_and_temporal_keeps_motion(small_mo
 
 
 @pytest.mark.parametrize("case", ["camera_never_sees", "frames_without_landmarks", "one_frame",
-                                  "one_camera_long_windows"])
+                                  "one_camera_long_windows", "first_frames_only_camera_1"])
 def test_bad_input_is_handled_without_nan(small_model, case):
     model = small_model
     emb = random_embedding(model, 68, seed=5)
@@ -240,6 +240,9 @@ def test_bad_input_is_handled_without_nan(small_model, case):
     elif case == "frames_without_landmarks":
         mu[3:5] = np.nan
         sigma[6, 0] = 0.0
+        mu[0] = np.nan     # the first frame too: it starts from the first fitted one
+    elif case == "first_frames_only_camera_1":
+        mu[:2, 0] = np.nan
     elif case == "one_camera_long_windows":
         mu, sigma, cameras = mu[:, :1], sigma[:, :1], cameras[:1]
         settings = replace(settings, window=4, overlap=2)
@@ -252,8 +255,22 @@ def test_bad_input_is_handled_without_nan(small_model, case):
         assert list(result.camera_seen) == [True, False]
         np.testing.assert_array_equal(result.cameras[1].rotation, cameras[1].rotation)
     if case == "frames_without_landmarks":
-        assert list(np.nonzero(~result.valid)[0]) == [3, 4]
-        assert np.all(result.energies[3:5, 0] == 0)
+        assert list(np.nonzero(~result.valid)[0]) == [0, 3, 4]
+        assert np.all(result.energies[[0, 3, 4], 0] == 0)
+    if case == "first_frames_only_camera_1":   # their start came through camera 1's pose
+        assert result.valid.all() and result.energy < result.start_energy
+        landmark_energy = result.energies[:, 0]
+        assert landmark_energy[:2].max() < 2.0 * np.median(landmark_energy[2:])
+
+
+def test_move_pose_moves_the_head_rigidly(small_model):
+    beta, _, theta = random_face(small_model, 8)
+    rotation, translation = rodrigues(np.array([0.1, -0.3, 0.2])), np.array([2.0, -1.0, 5.0])
+    moved = move_pose(small_model, beta, theta, rotation, translation)
+    r0, o0 = head_transform(small_model, beta, theta)
+    r1, o1 = head_transform(small_model, beta, moved)
+    np.testing.assert_allclose(r1, rotation @ r0, atol=1e-12)
+    np.testing.assert_allclose(o1, rotation @ o0 + translation, atol=1e-10)
 
 
 def test_clear_errors(small_model):
