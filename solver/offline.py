@@ -383,7 +383,6 @@ def _fit_shared(ctx: _Context, beta, cameras, x, mu, scale2, free):
     u, g_frame = np.zeros((n, size, size)), np.zeros((n, size))
     w, v = np.zeros((n, size, shared)), np.zeros((n, shared, shared))
     g_shared, energies = np.zeros((n, shared)), np.zeros((n, len(TERM_NAMES)))
-    y_mat, y_vec = np.zeros((n, size, shared)), np.zeros((n, size))
     reduced, reduced_g = np.zeros((n, shared, shared)), np.zeros((n, shared))
 
     def linearise(beta, cameras, x):
@@ -403,8 +402,8 @@ def _fit_shared(ctx: _Context, beta, cameras, x, mu, scale2, free):
     damping = 1e-4
     index = np.nonzero(free)[0]
     for iteration in range(1, settings.identity_iterations + 1):
-        okernel.schur_reduce(u, g_frame, w, x, ctx.lower, ctx.upper, damping, y_mat, y_vec,
-                             reduced, reduced_g)
+        okernel.schur_reduce(u, g_frame, w, x, ctx.lower, ctx.upper, damping, reduced,
+                             reduced_g)
         upper = v.sum(0)
         v_sum = upper + upper.T - np.diag(np.diag(upper))
         g_sum = g_shared.sum(0)

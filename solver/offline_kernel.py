@@ -9,8 +9,9 @@ the per-landmark Jacobian rows, the J^T J accumulation, the prior terms and the 
   camera: rotation increment (3), translation (3), focal (1)]: W_f = J_f^T J_s (P, S),
   V_f = J_s^T J_s (S, S) and g_s = J_s^T r (S,). The E_intersect derivative with respect to
   beta is left out of W and V (Gauss-Newton approximation; the energy itself is exact).
-- `schur_reduce`: eliminates each frame's block: Y_f = A_f^-1 W_f, y_f = A_f^-1 g_f with
-  A_f = U_f + damping, and the reduced V_f - W_f^T Y_f, g_s - W_f^T y_f.
+- `schur_reduce`: eliminates each frame's block (A_f = U_f + damping): the reduced
+  V_f - W_f^T A_f^-1 W_f and g_s - W_f^T A_f^-1 g_f; `frame_steps` then takes each frame's
+  bounded step given the shared step (lm.bounded_step).
 - `frame_energies`: per-term energies and projections of every frame (no Jacobian).
 - `smoothing_sweep`: one half (even or odd frames) of a red-black block Gauss-Seidel sweep
   over frames with E_temporal: each frame's (psi, theta) is refitted by the LM of the
@@ -181,15 +182,16 @@ def schur_blocks(x, num_expr, joint_pos, parents, bary_sum, lk_ptr, lk_joint, lk
 
 
 @njit(cache=True, parallel=True)
-def schur_reduce(u, g_frame, w, x, lower, upper, damping, y_mat, y_vec, reduced, reduced_g):
+def schur_reduce(u, g_frame, w, x, lower, upper, damping, reduced, reduced_g):
     """Eliminate each frame block. A_f = U_f + damping * diag (as lm.bounded_step), with the
     expression weights on a bound whose gradient points out of the box held (row and column
-    dropped). Outputs Y_f = A_f^-1 W_f (F, P, S), y_f = A_f^-1 g_f (F, P), reduced
-    W_f^T Y_f (F, S, S) and W_f^T y_f (F, S). Returns ok (F,) (A_f positive definite)."""
+    dropped). With Y_f = A_f^-1 W_f and y_f = A_f^-1 g_f, outputs reduced W_f^T Y_f
+    (F, S, S) and W_f^T y_f (F, S). Returns ok (F,) (A_f positive definite)."""
     frames, size = g_frame.shape
     shared = w.shape[2]
     ok = np.ones(frames, dtype=np.bool_)
     for t in prange(frames):
+        y_mat = np.zeros((size, shared))
         a = u[t].copy()
         floor = 0.0
         for i in range(size):
@@ -209,8 +211,6 @@ def schur_reduce(u, g_frame, w, x, lower, upper, damping, y_mat, y_vec, reduced,
         low, good = cholesky_factor(a)
         if not good:
             ok[t] = False
-            y_mat[t, :, :] = 0.0
-            y_vec[t, :] = 0.0
             reduced[t, :, :] = 0.0
             reduced_g[t, :] = 0.0
             continue
@@ -218,7 +218,7 @@ def schur_reduce(u, g_frame, w, x, lower, upper, damping, y_mat, y_vec, reduced,
         for i in range(size):
             if held[i]:
                 rhs[i] = 0.0
-        y_vec[t] = cholesky_substitute(low, rhs)
+        y_vec = cholesky_substitute(low, rhs)
         column = np.zeros(size)
         for s in range(shared):
             nonzero = False
@@ -226,19 +226,17 @@ def schur_reduce(u, g_frame, w, x, lower, upper, damping, y_mat, y_vec, reduced,
                 column[i] = 0.0 if held[i] else w[t, i, s]
                 nonzero = nonzero or column[i] != 0.0
             if nonzero:
-                y_mat[t, :, s] = cholesky_substitute(low, column)
-            else:
-                y_mat[t, :, s] = 0.0
+                y_mat[:, s] = cholesky_substitute(low, column)
         for s in range(shared):
             acc_g = 0.0
             for i in range(size):
-                acc_g += w[t, i, s] * y_vec[t, i] * (not held[i])
+                acc_g += w[t, i, s] * y_vec[i] * (not held[i])
             reduced_g[t, s] = acc_g
             for s2 in range(s, shared):
                 acc = 0.0
                 for i in range(size):
                     if not held[i]:
-                        acc += w[t, i, s] * y_mat[t, i, s2]
+                        acc += w[t, i, s] * y_mat[i, s2]
                 reduced[t, s, s2] = acc
                 reduced[t, s2, s] = acc
     return ok
