@@ -55,8 +55,9 @@ class MultiviewRun:
     seconds: float
 
 
-class _Recorder:
-    """A FrameTracker that forwards to `tracker` and keeps what the offline solve needs."""
+class RecordingTracker:
+    """A FrameTracker that forwards to a LandmarkFitTracker and records every frame's
+    landmarks and real-time fit (`inputs`, what the offline solve needs)."""
 
     def __init__(self, tracker):
         self.tracker = tracker
@@ -64,6 +65,11 @@ class _Recorder:
         self.expression_names = tracker.expression_names
         self.energy_names = tracker.energy_names
         self.preview_edges = tracker.preview_edges
+        self.model, self.embedding = tracker.model, tracker.embedding
+
+    @property
+    def solver_camera(self):
+        return self.tracker.solver_camera
 
     def track(self, frame_index: int, image: np.ndarray) -> FrameResult:
         result = self.tracker.track(frame_index, image)
@@ -110,7 +116,7 @@ def track_multiview(sources: Sequence[str], offsets: Sequence[int] | None = None
         recorders = []
         done, cancelled, error = 0, False, None
         for c, footage in enumerate(footages):
-            recorder = _Recorder(LandmarkFitTracker(model, footage.width, footage.height,
+            recorder = RecordingTracker(LandmarkFitTracker(model, footage.width, footage.height,
                                                     face_index=face_index, networks=networks))
 
             def report(frames_done, total, fps, base=done):

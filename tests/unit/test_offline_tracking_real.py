@@ -1,5 +1,7 @@
-"""Offline mode end to end on real footage: `densecap track --mode offline` against the
-real-time mode on the same frames."""
+"""Offline mode end to end on real footage (`track_footage(mode="offline")`, what
+`densecap track --mode offline` runs) against the real-time fits of the same landmarks."""
+
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -9,6 +11,7 @@ from densecap.solver.camera import Camera
 from densecap.solver.offline import project_landmarks
 from densecap.landmarks.footage import open_footage
 from densecap.tracking import cli
+from densecap.tracking.multiview import RecordingTracker
 from densecap.tracking.pipeline import track_footage
 from densecap.tracking.progress import CancelToken
 from densecap.tracking.performance import load_performance
@@ -17,17 +20,17 @@ FRAMES = 14
 
 
 @pytest.fixture(scope="module")
-def tracked(tmp_path_factory, shared_dir):
-    folder = tmp_path_factory.mktemp("offline")
-    clip = str(shared_dir / "footage" / "talking_2.mp4")
-    runs = {}
-    for mode in ("realtime", "offline"):
-        out = folder / f"{mode}.npz"
-        status = cli.main(["track", clip, "--mode", mode, "--end", str(FRAMES), "--out",
-                           str(out), "--quiet"])
-        assert status == cli.EXIT_OK
-        runs[mode] = load_performance(out)
-    return runs
+def tracked(shared_dir):
+    """One pass over the clip in offline mode; the real-time results of the same landmarks
+    are recorded on the way (the real-time mode's output)."""
+    with open_footage(shared_dir / "footage" / "talking_2.mp4", end=FRAMES) as footage:
+        recorder = RecordingTracker(cli.make_tracker(footage, "offline", None))
+        run = track_footage(footage, recorder, mode="offline")
+    realtime = recorder.inputs.results
+    return {"offline": run.performance, "realtime": SimpleNamespace(
+        psi=np.array([r.psi for r in realtime]), theta=np.array([r.theta for r in realtime]),
+        landmark_error=np.array([r.landmark_error for r in realtime]),
+        beta=recorder.identity, camera=recorder.camera, mode="realtime")}
 
 
 def jitter_px(performance) -> float:
