@@ -22,9 +22,9 @@ MAX_PASSES = 8
 
 
 @njit(cache=True)
-def cholesky_solve(a, b):
-    """Solve a x = b for symmetric positive definite a (n, n); a and b are not modified.
-    Returns (x (n,), ok); ok is False when a is not positive definite."""
+def cholesky_factor(a):
+    """Lower Cholesky factor of a symmetric positive definite a (n, n), not modified.
+    Returns (low (n, n), ok); ok is False when a is not positive definite."""
     n = a.shape[0]
     low = np.zeros((n, n))
     for j in range(n):
@@ -32,13 +32,20 @@ def cholesky_solve(a, b):
         for k in range(j):
             total -= low[j, k] * low[j, k]
         if not total > 0.0:
-            return np.zeros(n), False
+            return low, False
         low[j, j] = np.sqrt(total)
         for i in range(j + 1, n):
             total = a[i, j]
             for k in range(j):
                 total -= low[i, k] * low[j, k]
             low[i, j] = total / low[j, j]
+    return low, True
+
+
+@njit(cache=True)
+def cholesky_substitute(low, b):
+    """Solve (low low^T) x = b for b (n,) by forward and back substitution: x (n,)."""
+    n = low.shape[0]
     y = np.empty(n)
     for i in range(n):
         total = b[i]
@@ -51,7 +58,17 @@ def cholesky_solve(a, b):
         for k in range(i + 1, n):
             total -= low[k, i] * x[k]
         x[i] = total / low[i, i]
-    return x, True
+    return x
+
+
+@njit(cache=True)
+def cholesky_solve(a, b):
+    """Solve a x = b for symmetric positive definite a (n, n); a and b are not modified.
+    Returns (x (n,), ok); ok is False when a is not positive definite."""
+    low, ok = cholesky_factor(a)
+    if not ok:
+        return np.zeros(a.shape[0]), False
+    return cholesky_substitute(low, b), True
 
 
 @njit(cache=True)

@@ -186,6 +186,25 @@ def initial_pose(model: FaceModel, embedding: LandmarkEmbedding, camera: Camera,
     return theta
 
 
+def camera_vector(camera: Camera) -> np.ndarray:
+    """The kernel's camera layout (15,): f, cx, cy, R (row-major), T."""
+    return np.r_[camera.focal, camera.principal_point, camera.rotation.reshape(-1),
+                 camera.translation]
+
+
+def collider_tables(model: FaceModel, colliders: Colliders, beta: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """The kernel's E_intersect data at identity beta: checked vertices in their shape's
+    normalised frame at psi = 0 (n, 3) and their change per expression (n, E, 3)."""
+    ids = colliders.vertex_ids
+    rest = ((shape(model, beta, np.zeros(model.num_expressions), ids) - colliders.centres(beta))
+            * colliders.inverse_axes)
+    basis = np.ascontiguousarray(
+        (model.expression_basis[:, ids] * colliders.inverse_axes).transpose(1, 0, 2),
+        dtype=np.float64)
+    return rest, basis
+
+
 class RealtimeFitter:
     """Expression + pose of one frame for a fixed identity and camera (numba kernel)."""
 
@@ -210,28 +229,23 @@ class RealtimeFitter:
         self._identity_energy = float(r @ r)
         self.table = build_landmark_table(model, self.embedding, self.beta,
                                           self.settings.sparsity_threshold)
-        c = self.colliders
-        ids = c.vertex_ids
-        self._check_rest = ((shape(model, self.beta, np.zeros(model.num_expressions), ids)
-                             - c.centres(self.beta)) * c.inverse_axes)
-        self._check_basis = np.ascontiguousarray(
-            (model.expression_basis[:, ids] * c.inverse_axes).transpose(1, 0, 2), dtype=np.float64)
+        self._check_rest, self._check_basis = collider_tables(model, self.colliders, self.beta)
 
-    def _camera_vector(self) -> np.ndarray:
-        cam = self.camera
-        return np.r_[cam.focal, cam.principal_point, cam.rotation.reshape(-1), cam.translation]
+    def camera_vector(self) -> np.ndarray:
+        """The kernel's camera layout (15,): f, cx, cy, R (row-major), T."""
+        return camera_vector(self.camera)
 
     def _run(self, x0, mu, scale2, previous, max_iterations):
         s = self.settings
-        pixels = np.zeros((len(self.embedding), 2))
+        pixels = np.zeros((1, len(self.embedding), 2))
         prev = np.zeros_like(pixels) if previous is None else np.asarray(previous, np.float64)
         temporal = s.temporal if previous is not None else 0.0
         x, energies, iterations, status = kernel.solve(
             x0, self.lower, self.upper, max_iterations, s.tolerance, self.model.num_expressions,
-            *self.table.kernel_args(), self._camera_vector(), mu, scale2, prev, temporal,
-            s.expression, s.joints, s.intersect, self._check_rest, self._check_basis,
-            self.colliders.scale, pixels)
-        return x, energies, iterations, status, pixels
+            *self.table.kernel_args(), self.camera_vector()[None], mu[None], scale2[None],
+            prev.reshape(pixels.shape), np.array([temporal]), s.expression, s.joints,
+            s.intersect, self._check_rest, self._check_basis, self.colliders.scale, pixels)
+        return x, energies, iterations, status, pixels[0]
 
     def fit(self, mu: np.ndarray, sigma: np.ndarray, psi0: np.ndarray, theta0: np.ndarray,
             previous: np.ndarray | None = None) -> FrameResult:

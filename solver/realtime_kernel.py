@@ -149,6 +149,78 @@ def _landmark_point(l, psi, theta, g_rot, offsets, bary_sum, lk_ptr, lk_joint, l
                          + s * offsets[k, i])
 
 
+
+@njit(cache=True, inline="always")
+def project_point(point, f, cx, cy, r_cam, t_cam, cam):
+    """cam (3,) = r_cam @ point + t_cam; False when it is not MIN_DEPTH in front."""
+    for i in range(3):
+        cam[i] = (r_cam[i, 0] * point[0] + r_cam[i, 1] * point[1] + r_cam[i, 2] * point[2]
+                  + t_cam[i])
+    return cam[2] > MIN_DEPTH
+
+
+@njit(cache=True, inline="always")
+def point_projection(f, r_cam, cam, inv_z, proj):
+    """proj (2, 3) = d pixels / d model point at camera-space point cam."""
+    for i in range(3):
+        proj[0, i] = f * inv_z * (r_cam[0, i] - cam[0] * inv_z * r_cam[2, i])
+        proj[1, i] = f * inv_z * (r_cam[1, i] - cam[1] * inv_z * r_cam[2, i])
+
+
+@njit(cache=True, inline="always")
+def landmark_rows(l, num_expr, proj, g_rot, d_rot, d_off, bary_sum, lk_ptr, lk_joint, lk_weight,
+                  ex_ptr, ex_index, ex_vec, ex_col, theta_col, rest, pr, jrow0, jrow1):
+    """Add landmark l's two pixel Jacobian rows d(u, v)/d[psi, theta] (its column pattern)
+    into jrow0, jrow1 (P,), given proj = d pixels / d point and rest from _landmark_point."""
+    for m in range(lk_ptr[l], lk_ptr[l + 1]):
+        k = lk_joint[m]
+        for r in range(2):
+            for i in range(3):
+                pr[r, i] = (proj[r, 0] * g_rot[k, 0, i] + proj[r, 1] * g_rot[k, 1, i]
+                            + proj[r, 2] * g_rot[k, 2, i])
+        for q in range(ex_ptr[m], ex_ptr[m + 1]):
+            if ex_col[q] >= 0:
+                e = ex_index[q]
+                e0, e1, e2 = ex_vec[q, 0], ex_vec[q, 1], ex_vec[q, 2]
+                jrow0[e] += pr[0, 0] * e0 + pr[0, 1] * e1 + pr[0, 2] * e2
+                jrow1[e] += pr[1, 0] * e0 + pr[1, 1] * e1 + pr[1, 2] * e2
+        a0, a1, a2 = rest[m, 0], rest[m, 1], rest[m, 2]
+        s = lk_weight[m]
+        for j in range(NUM_ROT):
+            if theta_col[l, j] >= 0:
+                dp0 = (d_rot[k, j, 0, 0] * a0 + d_rot[k, j, 0, 1] * a1
+                       + d_rot[k, j, 0, 2] * a2 + s * d_off[k, j, 0])
+                dp1 = (d_rot[k, j, 1, 0] * a0 + d_rot[k, j, 1, 1] * a1
+                       + d_rot[k, j, 1, 2] * a2 + s * d_off[k, j, 1])
+                dp2 = (d_rot[k, j, 2, 0] * a0 + d_rot[k, j, 2, 1] * a1
+                       + d_rot[k, j, 2, 2] * a2 + s * d_off[k, j, 2])
+                jrow0[num_expr + j] += proj[0, 0] * dp0 + proj[0, 1] * dp1 + proj[0, 2] * dp2
+                jrow1[num_expr + j] += proj[1, 0] * dp0 + proj[1, 1] * dp1 + proj[1, 2] * dp2
+    for i in range(3):
+        jrow0[num_expr + NUM_ROT + i] = bary_sum[l] * proj[0, i]
+        jrow1[num_expr + NUM_ROT + i] = bary_sum[l] * proj[1, i]
+
+
+@njit(cache=True, inline="always")
+def add_landmark_normal_equations(c0, c1, col_index, jrow0, jrow1, weight, g0, g1, jtj, jtr):
+    """Upper triangle of jtj += weight * J^T J and jtr += J^T (g0, g1) over the landmark's
+    columns col_index[c0:c1]; clears the rows' pattern afterwards."""
+    # row ga gets a contiguous (vectorisable) update from ga to the last column; entries
+    # outside the pattern are zero in jrow.
+    last = col_index[c1 - 1] + 1
+    for a in range(c0, c1):
+        ga = col_index[a]
+        ja0, ja1 = jrow0[ga], jrow1[ga]
+        jtr[ga] += ja0 * g0 + ja1 * g1
+        wa0, wa1 = weight * ja0, weight * ja1
+        row, x0, x1 = jtj[ga, ga:last], jrow0[ga:last], jrow1[ga:last]
+        for i in range(last - ga):     # non-negative range index: LLVM vectorises
+            row[i] += wa0 * x0[i] + wa1 * x1[i]
+    for a in range(c0, c1):
+        jrow0[col_index[a]] = 0.0
+        jrow1[col_index[a]] = 0.0
+
+
 @njit(cache=True)
 def landmark_positions(psi, theta, joint_pos, parents, bary_sum, lk_ptr, lk_joint, lk_weight,
                        lk_rest, ex_ptr, ex_index, ex_vec):
@@ -194,10 +266,7 @@ def evaluate(x, with_jacobian, num_expr, joint_pos, parents, bary_sum, lk_ptr, l
     for l in range(bary_sum.shape[0]):
         _landmark_point(l, psi, theta, g_rot, offsets, bary_sum, lk_ptr, lk_joint, lk_weight,
                         lk_rest, ex_ptr, ex_index, ex_vec, rest, point)
-        for i in range(3):
-            cam[i] = (r_cam[i, 0] * point[0] + r_cam[i, 1] * point[1] + r_cam[i, 2] * point[2]
-                      + t_cam[i])
-        if not cam[2] > MIN_DEPTH:
+        if not project_point(point, f, cx, cy, r_cam, t_cam, cam):
             energies[T_LANDMARKS] = np.inf
             return energies
         inv_z = 1.0 / cam[2]
@@ -217,51 +286,12 @@ def evaluate(x, with_jacobian, num_expr, joint_pos, parents, bary_sum, lk_ptr, l
             continue
         g0 = h_l * du + temporal_weight * pu
         g1 = h_l * dv + temporal_weight * pv
-        for i in range(3):  # d pixels / d point (2, 3)
-            proj[0, i] = f * inv_z * (r_cam[0, i] - cam[0] * inv_z * r_cam[2, i])
-            proj[1, i] = f * inv_z * (r_cam[1, i] - cam[1] * inv_z * r_cam[2, i])
-        c0, c1 = col_ptr[l], col_ptr[l + 1]
-        for m in range(lk_ptr[l], lk_ptr[l + 1]):
-            k = lk_joint[m]
-            for r in range(2):
-                for i in range(3):
-                    pr[r, i] = (proj[r, 0] * g_rot[k, 0, i] + proj[r, 1] * g_rot[k, 1, i]
-                                + proj[r, 2] * g_rot[k, 2, i])
-            for q in range(ex_ptr[m], ex_ptr[m + 1]):
-                if ex_col[q] >= 0:
-                    e = ex_index[q]
-                    e0, e1, e2 = ex_vec[q, 0], ex_vec[q, 1], ex_vec[q, 2]
-                    jrow0[e] += pr[0, 0] * e0 + pr[0, 1] * e1 + pr[0, 2] * e2
-                    jrow1[e] += pr[1, 0] * e0 + pr[1, 1] * e1 + pr[1, 2] * e2
-            a0, a1, a2 = rest[m, 0], rest[m, 1], rest[m, 2]
-            s = lk_weight[m]
-            for j in range(NUM_ROT):
-                if theta_col[l, j] >= 0:
-                    dp0 = (d_rot[k, j, 0, 0] * a0 + d_rot[k, j, 0, 1] * a1
-                           + d_rot[k, j, 0, 2] * a2 + s * d_off[k, j, 0])
-                    dp1 = (d_rot[k, j, 1, 0] * a0 + d_rot[k, j, 1, 1] * a1
-                           + d_rot[k, j, 1, 2] * a2 + s * d_off[k, j, 1])
-                    dp2 = (d_rot[k, j, 2, 0] * a0 + d_rot[k, j, 2, 1] * a1
-                           + d_rot[k, j, 2, 2] * a2 + s * d_off[k, j, 2])
-                    jrow0[num_expr + j] += proj[0, 0] * dp0 + proj[0, 1] * dp1 + proj[0, 2] * dp2
-                    jrow1[num_expr + j] += proj[1, 0] * dp0 + proj[1, 1] * dp1 + proj[1, 2] * dp2
-        for i in range(3):
-            jrow0[num_expr + NUM_ROT + i] = bary_sum[l] * proj[0, i]
-            jrow1[num_expr + NUM_ROT + i] = bary_sum[l] * proj[1, i]
-        # J^T J over the landmark's columns: row ga gets a contiguous (vectorisable) update
-        # from ga to the last column; entries outside the pattern are zero in jrow.
-        last = col_index[c1 - 1] + 1
-        for a in range(c0, c1):
-            ga = col_index[a]
-            ja0, ja1 = jrow0[ga], jrow1[ga]
-            jtr[ga] += ja0 * g0 + ja1 * g1
-            wa0, wa1 = weight * ja0, weight * ja1
-            row, x0, x1 = jtj[ga, ga:last], jrow0[ga:last], jrow1[ga:last]
-            for i in range(last - ga):     # non-negative range index: LLVM vectorises
-                row[i] += wa0 * x0[i] + wa1 * x1[i]
-        for a in range(c0, c1):
-            jrow0[col_index[a]] = 0.0
-            jrow1[col_index[a]] = 0.0
+        point_projection(f, r_cam, cam, inv_z, proj)
+        landmark_rows(l, num_expr, proj, g_rot, d_rot, d_off, bary_sum, lk_ptr, lk_joint,
+                      lk_weight, ex_ptr, ex_index, ex_vec, ex_col, theta_col, rest, pr, jrow0,
+                      jrow1)
+        add_landmark_normal_equations(col_ptr[l], col_ptr[l + 1], col_index, jrow0, jrow1,
+                                      weight, g0, g1, jtj, jtr)
     # E_expression and E_joints (neck, head, eyes: theta[3:15])
     for e in range(num_expr):
         energies[T_EXPRESSION] += expression_weight * psi[e] * psi[e]
@@ -309,28 +339,58 @@ def evaluate(x, with_jacobian, num_expr, joint_pos, parents, bary_sum, lk_ptr, l
 
 
 @njit(cache=True)
+def evaluate_views(x, with_jacobian, num_expr, joint_pos, parents, bary_sum, lk_ptr, lk_joint,
+                   lk_weight, lk_rest, ex_ptr, ex_index, ex_vec, ex_col, col_ptr, col_index,
+                   theta_col, cameras, mu, lmk_scale2, previous, temporal_weight,
+                   expression_weight, joint_weight, intersect_weight, check_rest, check_basis,
+                   check_scale, jtj, jtr, pixels, view_jtj, view_jtr):
+    """`evaluate` summed over C views of the same frame: cameras (C, 15), mu (C, L, 2),
+    lmk_scale2 (C, L), previous (C, L, 2), temporal_weight (C,), pixels (C, L, 2); the
+    expression / joint / intersect terms are counted once. view_jtj (P, P), view_jtr (P,)
+    are scratch (unused when C == 1)."""
+    energies = evaluate(x, with_jacobian, num_expr, joint_pos, parents, bary_sum, lk_ptr,
+                        lk_joint, lk_weight, lk_rest, ex_ptr, ex_index, ex_vec, ex_col, col_ptr,
+                        col_index, theta_col, cameras[0], mu[0], lmk_scale2[0], previous[0],
+                        temporal_weight[0], expression_weight, joint_weight, intersect_weight,
+                        check_rest, check_basis, check_scale, jtj, jtr, pixels[0])
+    for c in range(1, cameras.shape[0]):
+        energies += evaluate(x, with_jacobian, num_expr, joint_pos, parents, bary_sum, lk_ptr,
+                             lk_joint, lk_weight, lk_rest, ex_ptr, ex_index, ex_vec, ex_col,
+                             col_ptr, col_index, theta_col, cameras[c], mu[c], lmk_scale2[c],
+                             previous[c], temporal_weight[c], 0.0, 0.0, 0.0, check_rest,
+                             check_basis, check_scale, view_jtj, view_jtr, pixels[c])
+        if with_jacobian:
+            jtj += view_jtj
+            jtr += view_jtr
+    return energies
+
+
+@njit(cache=True)
 def solve(x0, lower, upper, max_iterations, tolerance, num_expr, joint_pos, parents, bary_sum,
           lk_ptr, lk_joint, lk_weight, lk_rest, ex_ptr, ex_index, ex_vec, ex_col, col_ptr,
-          col_index, theta_col, camera, mu, lmk_scale2, previous, temporal_weight,
+          col_index, theta_col, cameras, mu, lmk_scale2, previous, temporal_weight,
           expression_weight, joint_weight, intersect_weight, check_rest, check_basis,
           check_scale, pixels):
-    """Projected LM from x0. Returns (x, energies (6,), iterations, status):
+    """Projected LM from x0 over C views (arrays as in `evaluate_views`).
+    Returns (x, energies (6,), iterations, status):
     status 0 converged (actual or predicted relative decrease below tolerance), 1 converged
     (no decreasing step), 2 iteration limit,
     3 non-finite energy at the start."""
     size = x0.shape[0]
     jtj, trial_jtj = np.zeros((size, size)), np.zeros((size, size))
     jtr, trial_jtr = np.zeros(size), np.zeros(size)
+    view_jtj, view_jtr = np.zeros((size, size)), np.zeros(size)
     x = x0.copy()
     trial_pixels = pixels.copy()
 
     def energy_at(point, out_jtj, out_jtr, out_pixels):
         # the trial point is evaluated with its normal equations: most steps are accepted
-        return evaluate(point, True, num_expr, joint_pos, parents, bary_sum, lk_ptr, lk_joint,
-                        lk_weight, lk_rest, ex_ptr, ex_index, ex_vec, ex_col, col_ptr, col_index,
-                        theta_col, camera, mu, lmk_scale2, previous, temporal_weight,
-                        expression_weight, joint_weight, intersect_weight, check_rest,
-                        check_basis, check_scale, out_jtj, out_jtr, out_pixels)
+        return evaluate_views(point, True, num_expr, joint_pos, parents, bary_sum, lk_ptr,
+                              lk_joint, lk_weight, lk_rest, ex_ptr, ex_index, ex_vec, ex_col,
+                              col_ptr, col_index, theta_col, cameras, mu, lmk_scale2, previous,
+                              temporal_weight, expression_weight, joint_weight,
+                              intersect_weight, check_rest, check_basis, check_scale, out_jtj,
+                              out_jtr, out_pixels, view_jtj, view_jtr)
 
     energies = energy_at(x, jtj, jtr, pixels)
     total = energies.sum()
@@ -351,7 +411,7 @@ def solve(x0, lower, upper, max_iterations, tolerance, num_expr, joint_pos, pare
             x, energies, total = trial, trial_energies, trial_total
             jtj, trial_jtj = trial_jtj, jtj
             jtr, trial_jtr = trial_jtr, jtr
-            pixels[:, :] = trial_pixels
+            pixels[:, :, :] = trial_pixels
             damping = max(damping * 0.1, 1e-12)
             if decrease < tolerance:
                 return x, energies, iteration, 0

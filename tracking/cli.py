@@ -34,9 +34,10 @@ EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def make_tracker(footage: Footage, mode: str, face_index: int | None) -> FrameTracker:
-    """The landmark network + fitter for `mode`."""
-    if mode != "realtime":
-        raise TrackingError(f"the {mode} mode is not available in this build (use realtime)")
+    """The landmark network + real-time fitter (offline mode refines its frames afterwards,
+    see pipeline.track_footage)."""
+    if mode not in MODES:
+        raise TrackingError(f"unknown mode {mode!r} (use one of {', '.join(MODES)})")
     from ..solver.face_model import load_face_model
     from .landmark_tracker import LandmarkFitTracker
     return LandmarkFitTracker(load_face_model(), footage.width, footage.height,

@@ -114,7 +114,7 @@ def test_kernel_normal_equations_equal_the_dense_reference(face_model, colliders
     scale2 = np.where(usable, 1.0 / (2 * np.where(usable, sigma, 1) ** 2), 0.0)
     energies = realtime_kernel.evaluate(
         x, True, face_model.num_expressions, *fitter.table.kernel_args(),
-        fitter._camera_vector(), mu, scale2, previous, settings.temporal, settings.expression,
+        fitter.camera_vector(), mu, scale2, previous, settings.temporal, settings.expression,
         settings.joints, settings.intersect, fitter._check_rest, fitter._check_basis,
         colliders.scale, jtj, jtr, pixels)
     problem = FitProblem(face_model, emb, CAMERA, [Observation(mu, sigma, previous)], settings,
