@@ -17,8 +17,8 @@ def performance(face_model, valid):
     rng = np.random.default_rng(3)
     psi = rng.uniform(0, 1, (frames, face_model.num_expressions)).astype(np.float32)
     theta = np.zeros((frames, 18))
-    theta[:, theta_rotation(JOINT_NAMES.index("head"))] = [0.0, 0.2, 0.0]    # yaw
-    theta[:, theta_rotation(JOINT_NAMES.index("neck"))] = [0.1, 0.0, 0.0]    # pitch
+    theta[:, theta_rotation(JOINT_NAMES.index("neck"))] = [0.0, 0.2, 0.0]    # yaw
+    theta[:, theta_rotation(JOINT_NAMES.index("head"))] = [0.1, 0.0, 0.0]    # pitch
     theta[:, theta_rotation(JOINT_NAMES.index("eye_L"))] = [0.0, 0.0, 0.05]  # roll
     return Performance(beta=np.zeros(face_model.num_identity), psi=psi, theta=theta,
                        camera=Camera(600.0, 640, 480), valid=np.array(valid),
