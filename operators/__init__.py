@@ -2,8 +2,34 @@
 
 import bpy
 
+from . import live, session
+from .export import DENSECAP_OT_export_livelink, DENSECAP_OT_export_performance
+from .footage import DENSECAP_OT_load_footage
 from .generate_rig import DENSECAP_OT_generate_rig
+from .live import (DENSECAP_OT_live_calibrate_neutral, DENSECAP_OT_live_record,
+                   DENSECAP_OT_live_start, DENSECAP_OT_live_stop)
+from .retarget import (DENSECAP_OT_apply_bone_preset, DENSECAP_OT_match_channels,
+                       DENSECAP_OT_retarget)
+from .session import DENSECAP_OT_cancel_tracking
+from .track import (DENSECAP_OT_add_view, DENSECAP_OT_remove_view, DENSECAP_OT_track_cameras,
+                    DENSECAP_OT_track_clip)
 
-CLASSES = (DENSECAP_OT_generate_rig,)
+CLASSES = (DENSECAP_OT_generate_rig, DENSECAP_OT_load_footage, DENSECAP_OT_track_clip,
+           DENSECAP_OT_cancel_tracking, DENSECAP_OT_track_cameras, DENSECAP_OT_add_view,
+           DENSECAP_OT_remove_view, DENSECAP_OT_live_start, DENSECAP_OT_live_stop,
+           DENSECAP_OT_live_record, DENSECAP_OT_live_calibrate_neutral,
+           DENSECAP_OT_apply_bone_preset, DENSECAP_OT_match_channels, DENSECAP_OT_retarget,
+           DENSECAP_OT_export_livelink, DENSECAP_OT_export_performance)
 
-register, unregister = bpy.utils.register_classes_factory(CLASSES)
+_register, _unregister = bpy.utils.register_classes_factory(CLASSES)
+
+
+def register():
+    _register()
+
+
+def unregister():
+    """Stop what runs in the background (tracking job, live capture, their timers) first."""
+    session.shutdown()
+    live.shutdown()
+    _unregister()
