@@ -73,7 +73,7 @@ class LiveSession:
         armature = self.armature
         if armature is None or NEUTRAL_PROPERTY not in armature:
             return None
-        return np.asarray(armature[NEUTRAL_PROPERTY], dtype=np.float64)
+        return np.array(armature[NEUTRAL_PROPERTY], dtype=np.float64)   # a copy, not a view
 
     def step(self) -> bool:
         """Pose the rig with the newest tracked frame (UI thread); False once the capture
