@@ -1,6 +1,6 @@
 """Live tracking: a camera (or a clip standing in for it) tracked in worker threads (no bpy).
 
-A reader thread takes frames from the `Footage` as they come (a file is paced at its own
+Once the tracker is made, a reader thread takes frames from the `Footage` as they come (a file is paced at its own
 frame rate, like a camera) and keeps only the newest; a tracker thread tracks the newest
 frame whenever it is free, so the result follows the camera with at most one frame of lag
 and frames the tracker cannot keep up with are dropped. The UI thread polls `latest()`.
@@ -60,6 +60,7 @@ class LiveCapture:
         self._latest: LiveFrame | None = None
         self._source_ended = False
         self._stop = threading.Event()
+        self._ready = threading.Event()        # the tracker is made: start reading
         self.error: str | None = None
         self.tracked = 0
         #: The tracker (made in the tracker thread): its identity and camera for a recording.
@@ -86,6 +87,7 @@ class LiveCapture:
     def stop(self, timeout: float = 5.0) -> None:
         """Stop both threads and release the camera."""
         self._stop.set()
+        self._ready.set()
         with self._lock:
             self._lock.notify_all()
         for thread in self._threads:
@@ -95,6 +97,7 @@ class LiveCapture:
 
     def _read(self) -> None:
         interval = 1.0 / self.footage.fps if self._paced else 0.0
+        self._ready.wait()
         next_time = time.monotonic()
         try:
             for frame_index, image in self.footage:
@@ -117,7 +120,10 @@ class LiveCapture:
 
     def _track(self) -> None:
         try:
-            tracker = self.tracker = self._make_tracker(self.footage)
+            try:
+                tracker = self.tracker = self._make_tracker(self.footage)
+            finally:
+                self._ready.set()
             while not self._stop.is_set():
                 with self._lock:
                     while self._pending is None and not self._source_ended and \
