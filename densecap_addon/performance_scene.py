@@ -100,11 +100,12 @@ def add_tracking_camera(scene: bpy.types.Scene, performance: Performance,
 
 
 def store_performance(armature_obj: bpy.types.Object, performance: Performance) -> bpy.types.Text:
-    """Keep `performance` in the .blend: its npz, base64, in a Text datablock named on the
-    armature (`PERFORMANCE_PROPERTY`); a previous one is replaced."""
+    """Keep `performance` in the .blend: its npz, base64 in lines, in a Text datablock named
+    on the armature (`PERFORMANCE_PROPERTY`); a previous one is replaced."""
     with tempfile.TemporaryDirectory() as folder:
         path = performance.save(Path(folder) / "performance.npz")
-        payload = base64.b64encode(path.read_bytes()).decode("ascii")
+        # 76-character lines: Blender's Text is slow with one very long line.
+        payload = base64.encodebytes(path.read_bytes()).decode("ascii")
     previous = bpy.data.texts.get(armature_obj.get(PERFORMANCE_PROPERTY, ""))
     if previous is not None:
         bpy.data.texts.remove(previous)
@@ -124,7 +125,7 @@ def stored_performance(armature_obj: bpy.types.Object | None) -> Performance | N
     if text is None:
         return None
     try:
-        payload = base64.b64decode(text.as_string(), validate=True)
+        payload = base64.b64decode("".join(text.as_string().split()), validate=True)
     except ValueError as exc:
         raise TrackingError(f"the performance stored in {text.name!r} is damaged: {exc}") from exc
     with tempfile.TemporaryDirectory() as folder:
