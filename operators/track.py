@@ -86,7 +86,9 @@ class _TrackOperator:
         self._session = self.start(context)
         if self._session is None:
             return {'CANCELLED'}
-        context.window_manager.modal_handler_add(self)
+        window_manager = context.window_manager
+        self._timer = window_manager.event_timer_add(0.25, window=context.window)  # wakes modal
+        window_manager.modal_handler_add(self)
         return {'RUNNING_MODAL'}
 
     def modal(self, context, event):
@@ -96,6 +98,9 @@ class _TrackOperator:
             self.report({'INFO'}, "Cancelling: the frames tracked so far will be kept")
         if not session.done:
             return {'PASS_THROUGH'}
+        if getattr(self, "_timer", None) is not None:
+            context.window_manager.event_timer_remove(self._timer)
+            self._timer = None
         if session.state == 'FAILED':
             self.report({'ERROR'}, session.message)
             return {'CANCELLED'}

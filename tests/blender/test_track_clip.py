@@ -9,6 +9,7 @@ import bpy
 from densecap.densecap_addon.performance_scene import (FACE_FOUND_PROPERTY, FIT_ERROR_PROPERTY,
                                                        stored_performance)
 from densecap.densecap_addon.rig import rig_armature, rig_mesh
+from densecap.operators import session as session_module
 from densecap.operators.session import active_session
 from densecap.operators.track import DENSECAP_OT_track_clip
 from densecap.solver.conventions import JOINT_NAMES
@@ -79,6 +80,7 @@ def test_cancel_half_way_keeps_exactly_the_frames_done(registered, shared_dir, f
     scene.frame_end = 16
     assert bpy.ops.densecap.track_clip() == {'FINISHED'}
     session = active_session()
+    assert bpy.app.timers.is_registered(session_module._drain)
     run_session(session, until=lambda: scene.densecap.frames_done >= 8)
     # Esc, as the modal operator receives it.
     operator = Recorder(_session=session)
@@ -86,6 +88,7 @@ def test_cancel_half_way_keeps_exactly_the_frames_done(registered, shared_dir, f
     run_session(session)
     assert DENSECAP_OT_track_clip.modal(operator, bpy.context, Event('MOUSEMOVE')) == {'FINISHED'}
     assert session.state == 'CANCELLED' and operator.messages('WARNING')
+    assert session_module._drain() is None           # the timer stops itself
     run = session.run
     assert run.cancelled and 8 <= run.frames_done < 16
     assert run.performance.num_frames == run.frames_done
