@@ -22,7 +22,7 @@ import bpy  # noqa: E402
 import numpy as np  # noqa: E402
 
 import densecap  # noqa: E402
-from densecap.bench.rig_bench import _cpu  # noqa: E402
+from densecap.bench.rig_bench import _best, _cpu  # noqa: E402
 from densecap.densecap_addon.animation import write_rig_animation  # noqa: E402
 from densecap.densecap_addon.performance_scene import apply_performance  # noqa: E402
 from densecap.densecap_addon.rig import create_rig  # noqa: E402
@@ -66,14 +66,6 @@ def _retarget_targets() -> None:
         bone.head, bone.tail = (0, 0, 0.1 * index), (0, 0, 0.1 * index + 0.1)
     bpy.ops.object.mode_set(mode='OBJECT')
     scene.densecap.target_mesh, scene.densecap.target_armature = mesh_obj, armature_obj
-
-
-def _best(run, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        bpy.ops.wm.read_factory_settings(use_empty=True)
-        times.append(run())
-    return min(times)
 
 
 def main(argv: list[str] | None = None) -> None:

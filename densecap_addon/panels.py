@@ -111,24 +111,21 @@ def draw_densecap(layout, context) -> None:
     row.operator("densecap.export_performance", text="Performance")
 
 
-class VIEW3D_PT_densecap(bpy.types.Panel):
+class _DenseCapPanel:
     bl_label = "DenseCap"
+    bl_region_type = 'UI'
+    bl_category = "DenseCap"
+
+    def draw(self, context):
+        draw_densecap(self.layout, context)
+
+
+class VIEW3D_PT_densecap(_DenseCapPanel, bpy.types.Panel):
     bl_space_type = 'VIEW_3D'
-    bl_region_type = 'UI'
-    bl_category = "DenseCap"
-
-    def draw(self, context):
-        draw_densecap(self.layout, context)
 
 
-class CLIP_PT_densecap(bpy.types.Panel):
-    bl_label = "DenseCap"
+class CLIP_PT_densecap(_DenseCapPanel, bpy.types.Panel):
     bl_space_type = 'CLIP_EDITOR'
-    bl_region_type = 'UI'
-    bl_category = "DenseCap"
-
-    def draw(self, context):
-        draw_densecap(self.layout, context)
 
 
 CLASSES = (DENSECAP_UL_channels, VIEW3D_PT_densecap, CLIP_PT_densecap)

@@ -27,7 +27,25 @@ def rig_performance(context: bpy.types.Context) -> tuple[bpy.types.Object, Perfo
     return armature, performance
 
 
-class DENSECAP_OT_export_livelink(bpy.types.Operator, ExportHelper):
+class _ExportOperator(ExportHelper):
+    """Shared: find the rig's Performance, `write` it, report; user errors cancel."""
+
+    def write(self, performance: Performance, path: str) -> str:
+        """Write the file; returns the report."""
+        raise NotImplementedError
+
+    def execute(self, context):
+        try:
+            _, performance = rig_performance(context)
+            message = self.write(performance, bpy.path.abspath(self.filepath))
+        except USER_ERRORS as exc:
+            self.report({'ERROR'}, f"Export failed: {exc}")
+            return {'CANCELLED'}
+        self.report({'INFO'}, message)
+        return {'FINISHED'}
+
+
+class DENSECAP_OT_export_livelink(_ExportOperator, bpy.types.Operator):
     """Write the ARKit curves and head/eye rotations as a Live Link Face style CSV"""
 
     bl_idname = "densecap.export_livelink"
@@ -36,19 +54,13 @@ class DENSECAP_OT_export_livelink(bpy.types.Operator, ExportHelper):
     filename_ext = ".csv"
     filter_glob: bpy.props.StringProperty(default="*.csv", options={'HIDDEN'})
 
-    def execute(self, context):
-        try:
-            _, performance = rig_performance(context)
-            table = write_livelink_csv(performance, bpy.path.abspath(self.filepath))
-        except USER_ERRORS as exc:
-            self.report({'ERROR'}, f"Export failed: {exc}")
-            return {'CANCELLED'}
+    def write(self, performance, path):
+        table = write_livelink_csv(performance, path)
         missing = f" (no source for {', '.join(table.missing)}: written as 0)" if table.missing else ""
-        self.report({'INFO'}, f"Wrote {len(table.frames)} frames to {self.filepath}{missing}")
-        return {'FINISHED'}
+        return f"Wrote {len(table.frames)} frames to {path}{missing}"
 
 
-class DENSECAP_OT_export_performance(bpy.types.Operator, ExportHelper):
+class DENSECAP_OT_export_performance(_ExportOperator, bpy.types.Operator):
     """Write the tracked Performance (identity, expressions, pose, camera, fit quality) as npz"""
 
     bl_idname = "densecap.export_performance"
@@ -57,12 +69,5 @@ class DENSECAP_OT_export_performance(bpy.types.Operator, ExportHelper):
     filename_ext = ".npz"
     filter_glob: bpy.props.StringProperty(default="*.npz", options={'HIDDEN'})
 
-    def execute(self, context):
-        try:
-            _, performance = rig_performance(context)
-            path = performance.save(bpy.path.abspath(self.filepath))
-        except USER_ERRORS as exc:
-            self.report({'ERROR'}, f"Export failed: {exc}")
-            return {'CANCELLED'}
-        self.report({'INFO'}, f"Wrote {performance.num_frames} frames to {path}")
-        return {'FINISHED'}
+    def write(self, performance, path):
+        return f"Wrote {performance.num_frames} frames to {performance.save(path)}"
