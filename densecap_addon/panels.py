@@ -55,6 +55,8 @@ def _live(layout, settings) -> None:
     box = layout.box()
     box.label(text="Live Preview", icon='OUTLINER_OB_CAMERA')
     box.prop(settings, "live_source")
+    if not settings.live_source.strip().isdigit():
+        box.prop(settings, "live_every_frame")
     session = active_live()
     if session is None:
         box.operator("densecap.live_start", icon='PLAY')

@@ -62,6 +62,10 @@ class DenseCapSceneSettings(bpy.types.PropertyGroup):
     live_source: bpy.props.StringProperty(
         name="Camera", default="0",
         description="Webcam index, or a video file that stands in for the camera")
+    live_every_frame: bpy.props.BoolProperty(
+        name="Every Frame",
+        description="For a video file: track every frame at the tracker's speed instead of "
+                    "playing it in real time (which drops the frames the tracker misses)")
     live_fps: bpy.props.FloatProperty(options={'SKIP_SAVE'})
 
     # Bake / Retarget.

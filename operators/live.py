@@ -212,7 +212,8 @@ class DENSECAP_OT_live_start(bpy.types.Operator):
         prefs = tracking_preferences(context)
         capture = LiveCapture(footage, lambda f: make_tracker(
             f, "realtime", settings.face_index if settings.face_index >= 0 else None,
-            threads=prefs.threads, landmark_model=prefs.landmark_model))
+            threads=prefs.threads, landmark_model=prefs.landmark_model),
+            paced=footage.kind == "webcam" or not settings.live_every_frame)
         LiveSession(context.scene, armature, capture).start()
         self.report({'INFO'}, f"Live Preview from {footage.source}")
         return {'FINISHED'}

@@ -47,7 +47,10 @@ class LiveCapture:
 
     footage : an open `Footage` (a webcam, or a clip for tests and replays); this object
         closes it. make_tracker : ``(footage) -> FrameTracker``, called in the tracker thread.
-    paced : read a file no faster than its frame rate (default: for every source but a webcam)
+    paced : True: read no faster than the frame rate and track the newest frame, dropping
+        the ones the tracker cannot keep up with (a camera; the default for every source but
+        a webcam, which paces itself). False: track every frame of a file, at the tracker's
+        speed.
     """
 
     def __init__(self, footage: Footage, make_tracker: Callable[[Footage], FrameTracker],
@@ -109,6 +112,9 @@ class LiveCapture:
                         break
                     next_time = max(next_time + interval, time.monotonic() - interval)
                 with self._lock:
+                    while not self._paced and self._pending is not None and \
+                            not self._stop.is_set():
+                        self._lock.wait(0.5)           # unpaced: every frame is tracked
                     self._pending = (frame_index, time.monotonic(), image)
                     self._lock.notify_all()
         except USER_ERRORS as exc:
@@ -133,6 +139,7 @@ class LiveCapture:
                         return
                     frame_index, captured, image = self._pending
                     self._pending = None
+                    self._lock.notify_all()
                 result = tracker.track(frame_index, image)
                 self.tracked += 1
                 with self._lock:
