@@ -64,17 +64,18 @@ class LiveOverlay:
             self._texture = gpu.types.GPUTexture((width, height), format='RGBA16F', data=buffer)
         x, y = MARGIN, MARGIN
         shader = gpu.shader.from_builtin('IMAGE')
-        batch = batch_for_shader(shader, 'TRI_FAN', {
-            "pos": ((x, y), (x + width, y), (x + width, y + height), (x, y + height)),
-            "texCoord": ((0, 0), (1, 0), (1, 1), (0, 1))})
+        batch = batch_for_shader(shader, 'TRI_STRIP', {       # TRI_FAN is gone in 5.x
+            "pos": ((x, y), (x + width, y), (x, y + height), (x + width, y + height)),
+            "texCoord": ((0, 0), (1, 0), (0, 1), (1, 1))})
         shader.bind()
         shader.uniform_sampler("image", self._texture)
         batch.draw(shader)
         if self.points is not None and len(self.points):
             points = self.points + np.array([x, y], np.float32)
-            point_shader = gpu.shader.from_builtin('POINT_UNIFORM_COLOR')
+            point_shader = gpu.shader.from_builtin('UNIFORM_COLOR')
             gpu.state.point_size_set(2.0)
             point_batch = batch_for_shader(point_shader, 'POINTS', {"pos": points.tolist()})
             point_shader.bind()
             point_shader.uniform_float("color", (0.2, 1.0, 0.3, 1.0))
             point_batch.draw(point_shader)
+            gpu.state.point_size_set(1.0)
