@@ -171,4 +171,7 @@ def test_user_errors_cancel_and_write_nothing(registered, shared_dir, tmp_path):
     first = _sequence(tmp_path / "dark", shared_dir / "footage" / TALKING, 3, black={0, 1, 2})
     session = load_and_track(first, 3)
     assert session.state == 'FAILED' and "no face found" in session.message
+    operator = Recorder(_session=session)         # the modal operator ends with the error
+    assert DENSECAP_OT_track_clip.modal(operator, bpy.context, Event('TIMER')) == {'CANCELLED'}
+    assert "no face found" in operator.messages('ERROR')[0]
     assert _nothing_written() and not bpy.context.scene.densecap.is_tracking
