@@ -133,7 +133,7 @@ class DENSECAP_OT_track_clip(_TrackOperator, bpy.types.Operator):
     def start(self, context):
         scene = context.scene
         settings = scene.densecap
-        clip = settings.clip
+        clip = getattr(context.space_data, "clip", None) or settings.clip   # a Clip Editor's
         if clip is None:
             self.report({'ERROR'}, "No clip to track: load footage first (Load Footage)")
             return None
