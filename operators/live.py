@@ -43,9 +43,8 @@ class LiveSession:
         self.overlay = LiveOverlay()
         self.applied = 0
         self.latest: LiveFrame | None = None
-        self._last_number = 0
         self._started = time.monotonic()
-        self._recording: list[tuple[float, LiveFrame, np.ndarray | None]] | None = None
+        self._recording: list[tuple[LiveFrame, np.ndarray | None]] | None = None
         self._record_start_frame = 1
         self.message = ""
 
@@ -78,10 +77,11 @@ class LiveSession:
     def step(self) -> bool:
         """Pose the rig with the newest tracked frame (UI thread); False once the capture
         has stopped (the source ended or failed: see `message`)."""
-        frame = self.capture.latest()
-        if frame is not None and frame.number != self._last_number:
-            self._last_number = frame.number
-            self._apply(frame)
+        frames = self.capture.drain()
+        if self._recording is not None:
+            self._recording += [(frame, self._calibrated(frame)) for frame in frames]
+        if frames:
+            self._apply(frames[-1])
         if not self.capture.running:
             self.message = (f"Live Preview stopped: {self.capture.error}" if self.capture.error
                             else "Live Preview: the source ended")
@@ -93,17 +93,17 @@ class LiveSession:
         if armature is None:                       # the user deleted the rig
             return
         result = frame.result
-        psi = None
         if result.found:
-            psi = subtract_neutral(result.psi, self.neutral())
-            pose_rig(armature, psi, result.theta)
+            pose_rig(armature, self._calibrated(frame), result.theta)
         self.latest = frame
         self.applied += 1
         self.scene.densecap.live_fps = self.applied / max(time.monotonic() - self._started, 1e-9)
         self.overlay.update(frame.image, result.mu)
-        if self._recording is not None:
-            self._recording.append((frame.captured, frame, psi))
         armature.update_tag()
+
+    def _calibrated(self, frame: LiveFrame) -> np.ndarray | None:
+        """The frame's expression weights less the neutral; None without a face."""
+        return subtract_neutral(frame.result.psi, self.neutral()) if frame.result.found else None
 
     def start_recording(self) -> None:
         self._recording = []
@@ -114,15 +114,19 @@ class LiveSession:
         Returns what was done; TrackingError (nothing written) when no face was recorded."""
         recording, self._recording = self._recording or [], None
         tracker = self.capture.tracker
-        found = [item for item in recording if item[2] is not None]
-        if not found or tracker is None:
+        if tracker is None or all(psi is None for _, psi in recording):
             raise TrackingError("no face was seen while recording; nothing written")
         scene = self.scene
-        fps = scene.render.fps / scene.render.fps_base
+        footage = self.capture.footage
+        # A camera's frames are placed by capture time at the scene's rate, a file's by
+        # their source frame (at the file's rate).
+        webcam = footage.kind == "webcam"
+        fps = scene.render.fps / scene.render.fps_base if webcam else footage.fps
         builder = PerformanceBuilder(tracker.expression_names, tracker.energy_names)
-        first_time, last_index = recording[0][0], -1
-        for captured, frame, psi in recording:
-            index = int(round((captured - first_time) * fps))
+        first, last_index = recording[0][0], -1
+        for frame, psi in recording:
+            index = (int(round((frame.captured - first.captured) * fps)) if webcam
+                     else frame.frame_index - first.frame_index)
             if index <= last_index:
                 continue
             last_index = index
@@ -131,8 +135,8 @@ class LiveSession:
                 builder.add(index)
             else:
                 builder.add(index, psi, result.theta, result.landmark_error, result.energies)
-        performance = builder.build(tracker.identity, tracker.camera, fps,
-                                    self.capture.footage.source, "realtime")
+        performance = builder.build(tracker.identity, tracker.camera, fps, footage.source,
+                                    "realtime")
         neutral = self.neutral()
         armature = apply_performance(scene, load_face_model(), performance,
                                      first_frame=self._record_start_frame,

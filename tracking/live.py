@@ -3,7 +3,8 @@
 Once the tracker is made, a reader thread takes frames from the `Footage` as they come (a file is paced at its own
 frame rate, like a camera) and keeps only the newest; a tracker thread tracks the newest
 frame whenever it is free, so the result follows the camera with at most one frame of lag
-and frames the tracker cannot keep up with are dropped. The UI thread polls `latest()`.
+and frames the tracker cannot keep up with are dropped. The UI thread polls `drain()` (every frame tracked since the last call, for recording) or
+`latest()`.
 
 >>> capture = LiveCapture(open_footage(0), lambda footage: make_tracker(footage, ...))  # doctest: +SKIP
 >>> capture.start(); frame = capture.latest()                                          # doctest: +SKIP
@@ -13,7 +14,8 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
@@ -23,15 +25,20 @@ from .errors import USER_ERRORS
 from .pipeline import FrameResult, FrameTracker
 
 
+#: Tracked frames kept for `drain()` when the UI does not poll (e.g. a busy Blender).
+HISTORY = 600
+
+
 @dataclass(frozen=True)
 class LiveFrame:
     """One tracked frame: `number` counts tracked frames from 1, `captured` is the
-    time.monotonic() of its capture, `image` (H, W, 3) uint8 BGR."""
+    time.monotonic() of its capture, `image` (H, W, 3) uint8 BGR (None once a newer frame
+    was tracked: only the newest keeps its image)."""
 
     number: int
     frame_index: int
     captured: float
-    image: np.ndarray
+    image: np.ndarray | None
     result: FrameResult
 
 
@@ -61,6 +68,7 @@ class LiveCapture:
         self._lock = threading.Condition()
         self._pending: tuple[int, float, np.ndarray] | None = None
         self._latest: LiveFrame | None = None
+        self._history: deque[LiveFrame] = deque(maxlen=HISTORY)
         self._source_ended = False
         self._stop = threading.Event()
         self._ready = threading.Event()        # the tracker is made: start reading
@@ -86,6 +94,14 @@ class LiveCapture:
         """The newest tracked frame (None before the first)."""
         with self._lock:
             return self._latest
+
+    def drain(self) -> list[LiveFrame]:
+        """The frames tracked since the last call, oldest first (the last one is `latest()`,
+        with its image); at most `HISTORY`."""
+        with self._lock:
+            frames = list(self._history)
+            self._history.clear()
+            return frames
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop both threads and release the camera."""
@@ -143,7 +159,10 @@ class LiveCapture:
                 result = tracker.track(frame_index, image)
                 self.tracked += 1
                 with self._lock:
+                    if self._history:        # only the newest frame keeps its image
+                        self._history[-1] = replace(self._history[-1], image=None)
                     self._latest = LiveFrame(self.tracked, frame_index, captured, image, result)
+                    self._history.append(self._latest)
         except USER_ERRORS as exc:
             self.error = str(exc)
         except Exception as exc:      # a bug: keep the message for the UI rather than lose it

@@ -41,7 +41,10 @@ def test_live_preview_from_a_clip_poses_calibrates_and_records(registered, share
     assert not _shape_key_values(rig).any()
     _step_until(session, lambda: session.latest is not None and session.latest.result.found)
     assert _shape_key_values(rig).max() > 0.01        # the rig follows the face
-    assert session.overlay.image is not None and session.overlay.points is not None
+    height, width = session.overlay.image.shape[:2]
+    points = session.overlay.points                  # landmarks in overlay pixels, y up
+    assert width == 320 and len(points) > 400
+    assert points.min() >= 0 and points[:, 0].max() <= width and points[:, 1].max() <= height
 
     assert bpy.ops.densecap.live_calibrate_neutral() == {'FINISHED'}
     neutral = np.array(rig[NEUTRAL_PROPERTY])
@@ -61,7 +64,10 @@ def test_live_preview_from_a_clip_poses_calibrates_and_records(registered, share
     assert performance.valid.sum() >= 2 and performance.source.endswith(CLIP)
     shape_curves = fcurves(rig_mesh(rig).data.shape_keys)
     frames, values = keys(shape_curves[('key_blocks["jawOpen"].value', 0)])
-    assert frames[0] == 10 and len(frames) == performance.valid.sum()
+    # Every Frame: each source frame was tracked, keyed at its place from the record frame.
+    np.testing.assert_array_equal(performance.frame_indices, np.arange(performance.num_frames))
+    np.testing.assert_array_equal(frames, 10 + performance.frame_indices[performance.valid])
+    assert performance.fps == pytest.approx(30.0)
     assert np.all((values >= 0) & (values <= 1))
     np.testing.assert_allclose(rig[NEUTRAL_PROPERTY], neutral)   # kept on the new take
     assert bpy.ops.densecap.live_stop() == {'FINISHED'}

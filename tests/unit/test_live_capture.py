@@ -34,6 +34,10 @@ def test_fast_tracker_sees_every_frame_unpaced(shared_dir):
     latest = capture.latest()
     assert latest.result.found and latest.frame_index == made[0].frames_seen[-1]
     assert made[0].frames_seen == list(range(10))      # unpaced: every frame, in order
+    drained = capture.drain()
+    assert [frame.frame_index for frame in drained] == list(range(10))
+    assert drained[-1] is latest and [f.image is None for f in drained] == [True] * 9 + [False]
+    assert capture.drain() == []
 
 
 def test_a_slow_tracker_drops_frames_of_a_paced_source(shared_dir):
