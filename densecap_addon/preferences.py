@@ -10,15 +10,15 @@ from dataclasses import dataclass
 
 import bpy
 
-from ..tracking.landmark_tracker import LANDMARK_SET
-
 #: The extension's root package (``bl_ext.<repo>.densecap`` in Blender, ``densecap`` in tests).
 ADDON_PACKAGE = __package__.rpartition(".")[0]
 
 MODE_ITEMS = (('REALTIME', "Real-time", "Per-frame fit, fast (the real-time fitter)"),
               ('OFFLINE', "Offline", "All frames at once with a shared identity and a temporal "
                                      "term (slower, steadier)"))
-LANDMARK_MODEL_ITEMS = ((LANDMARK_SET, "MediaPipe 478",
+#: Landmark models the trackers accept (`tracking.landmark_tracker.LANDMARK_SET`; named here,
+#: not imported, so registering the add-on loads no network or numba code).
+LANDMARK_MODEL_ITEMS = (("mediapipe478", "MediaPipe 478",
                          "MediaPipe face mesh + iris (478 landmarks) tied to the face model"),)
 
 

@@ -10,7 +10,6 @@ import bpy
 from ..densecap_addon.performance_scene import frame_rate, tracking_camera
 from ..landmarks.footage import open_footage
 from ..tracking.errors import USER_ERRORS
-from ..tracking.landmark_tracker import default_focal
 from ..tracking.performance import Camera
 
 _LAST_DIGITS = re.compile(r"(\d+)(?!.*\d)")
@@ -72,6 +71,7 @@ class DENSECAP_OT_load_footage(bpy.types.Operator):
         except RuntimeError as exc:
             self.report({'ERROR'}, f"Blender cannot read {path} as a movie clip: {exc}")
             return {'CANCELLED'}
+        from ..tracking.landmark_tracker import default_focal   # loads the networks' code
         clip.frame_start = 1
         scene = context.scene
         scene.render.fps, scene.render.fps_base = frame_rate(fps)

@@ -1,10 +1,15 @@
 """Add-on preferences (threads, landmark model, default mode) reach the tracker factory."""
 
+import subprocess
+import sys
+
 import addon_utils
 import pytest
 
 import bpy
-from densecap.densecap_addon.preferences import ADDON_PACKAGE, tracking_preferences
+from densecap.densecap_addon.preferences import (ADDON_PACKAGE, LANDMARK_MODEL_ITEMS,
+                                                 tracking_preferences)
+from densecap.tracking.landmark_tracker import LANDMARK_SET
 from densecap.operators import track
 from densecap.operators.session import active_session
 from workflow_helpers import TALKING, run_session
@@ -21,7 +26,18 @@ def enabled(empty_scene):
 def test_defaults_without_the_addon_manager(registered):
     prefs = tracking_preferences(bpy.context)
     assert (prefs.threads, prefs.landmark_model, prefs.default_mode) == (
-        1, "mediapipe478", "realtime")
+        1, LANDMARK_SET, "realtime")
+    assert [item[0] for item in LANDMARK_MODEL_ITEMS] == [LANDMARK_SET]
+
+
+def test_registering_loads_no_network_or_numba_code():
+    code = ("import sys, bpy, densecap; densecap.register(); "
+            "print(sorted(m for m in ('numba', 'onnxruntime', 'scipy') if m in sys.modules)); "
+            "densecap.unregister()")   # bpy hangs at exit with an add-on left registered
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"
 
 
 @pytest.mark.parametrize("default_mode", ['REALTIME', 'OFFLINE'])
