@@ -18,13 +18,15 @@ def _progress(layout, settings) -> None:
     layout.operator("densecap.cancel_tracking", icon='CANCEL')
 
 
-def _track(layout, settings) -> None:
+def _track(layout, context, settings) -> None:
+    from ..operators.session import active_session
     box = layout.box()
     box.label(text="Footage", icon='SEQUENCE')
     box.operator("densecap.load_footage", icon='FILE_MOVIE')
     box.prop(settings, "clip")
     box.prop(settings, "face_index")
-    if settings.is_tracking:
+    session = active_session()
+    if session is not None and session.scene_name == context.scene.name:
         _progress(box, settings)
     else:
         box.operator("densecap.track_clip", icon='TRACKING')
@@ -102,7 +104,7 @@ def draw_densecap(layout, context) -> None:
     settings = context.scene.densecap
     layout.prop(settings, "rig")
     layout.operator("densecap.generate_rig", icon='ARMATURE_DATA')
-    _track(layout, settings)
+    _track(layout, context, settings)
     _cameras(layout, settings)
     _live(layout, settings)
     _retarget(layout, settings)

@@ -44,12 +44,12 @@ class DenseCapSceneSettings(bpy.types.PropertyGroup):
         name="Face", default=-1, min=-1,
         description="Which face to track, counted from the left (-1: the largest)")
 
-    # Track Clip state, shown in the panel while it runs.
-    is_tracking: bpy.props.BoolProperty(options={'SKIP_SAVE'})
-    frames_done: bpy.props.IntProperty(options={'SKIP_SAVE'})
-    frames_total: bpy.props.IntProperty(options={'SKIP_SAVE'})
-    tracking_fps: bpy.props.FloatProperty(options={'SKIP_SAVE'})
-    seconds_left: bpy.props.FloatProperty(default=-1.0, options={'SKIP_SAVE'})
+    # Track Clip progress, shown in the panel while a job runs.
+    is_tracking: bpy.props.BoolProperty()
+    frames_done: bpy.props.IntProperty()
+    frames_total: bpy.props.IntProperty()
+    tracking_fps: bpy.props.FloatProperty()
+    seconds_left: bpy.props.FloatProperty(default=-1.0)
     status: bpy.props.StringProperty(name="Status", description="The last tracking result")
     gaps: bpy.props.StringProperty(
         name="Frames Without a Face", description="Scene frames left as gaps by the last track")
@@ -66,7 +66,7 @@ class DenseCapSceneSettings(bpy.types.PropertyGroup):
         name="Every Frame",
         description="For a video file: track every frame at the tracker's speed instead of "
                     "playing it in real time (which drops the frames the tracker misses)")
-    live_fps: bpy.props.FloatProperty(options={'SKIP_SAVE'})
+    live_fps: bpy.props.FloatProperty()
 
     # Bake / Retarget.
     target_mesh: bpy.props.PointerProperty(

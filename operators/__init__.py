@@ -24,12 +24,20 @@ CLASSES = (DENSECAP_OT_generate_rig, DENSECAP_OT_load_footage, DENSECAP_OT_track
 _register, _unregister = bpy.utils.register_classes_factory(CLASSES)
 
 
+@bpy.app.handlers.persistent
+def _stop_background_work(*_args):
+    """Stop what runs in the background (tracking job, live capture, their timers)."""
+    session.shutdown()
+    live.shutdown()
+
+
 def register():
     _register()
+    bpy.app.handlers.load_pre.append(_stop_background_work)   # its scene is going away
 
 
 def unregister():
-    """Stop what runs in the background (tracking job, live capture, their timers) first."""
-    session.shutdown()
-    live.shutdown()
+    if _stop_background_work in bpy.app.handlers.load_pre:
+        bpy.app.handlers.load_pre.remove(_stop_background_work)
+    _stop_background_work()
     _unregister()

@@ -1,8 +1,14 @@
 """The DenseCap panels draw (in the 3D viewport and the Movie Clip Editor) with every
 property and operator they name existing, in each state: idle, tracking, live."""
 
+import time
+import types
+
 import bpy
 from densecap.densecap_addon.panels import CLIP_PT_densecap, VIEW3D_PT_densecap, draw_densecap
+from densecap.operators.session import TrackingSession, active_session
+from densecap.tracking.job import BackgroundJob
+from workflow_helpers import run_session
 
 
 class Layout:
@@ -59,13 +65,23 @@ def test_panels_in_both_editors(registered):
 
 
 def test_panel_shows_progress_while_tracking(registered):
-    settings = bpy.context.scene.densecap
-    settings.is_tracking, settings.frames_done, settings.frames_total = True, 30, 120
-    settings.tracking_fps, settings.seconds_left = 15.0, 6.0
+    def work(progress, cancel):
+        progress(30, 120, 15.0)
+        while not cancel.cancelled:
+            time.sleep(0.01)
+        return types.SimpleNamespace(cancelled=True)
+
+    session = TrackingSession(bpy.context.scene, BackgroundJob(work), lambda scene, run: "",
+                              "Tracking").start()
+    run_session(session, until=lambda: bpy.context.scene.densecap.frames_done == 30)
     drawn = _draw()
     assert ("progress", "30/120 frames  15.0 fps  6 s left") in drawn
     assert ("operator", "densecap.cancel_tracking") in drawn
     assert ("operator", "densecap.track_clip") not in drawn
+    session.cancel()
+    session.job.join(10)
+    session.step()
+    assert active_session() is None and ("operator", "densecap.track_clip") in _draw()
 
 
 def test_panel_retarget_section_with_targets(registered):

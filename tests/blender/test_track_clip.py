@@ -175,3 +175,14 @@ def test_user_errors_cancel_and_write_nothing(registered, shared_dir, tmp_path):
     assert DENSECAP_OT_track_clip.modal(operator, bpy.context, Event('TIMER')) == {'CANCELLED'}
     assert "no face found" in operator.messages('ERROR')[0]
     assert _nothing_written() and not bpy.context.scene.densecap.is_tracking
+
+
+def test_opening_another_file_stops_tracking(registered, tracked_blend, shared_dir):
+    assert bpy.ops.densecap.load_footage(
+        filepath=str(shared_dir / "footage" / TALKING)) == {'FINISHED'}
+    bpy.context.scene.frame_end = 100
+    assert bpy.ops.densecap.track_clip() == {'FINISHED'}
+    job = active_session().job
+    bpy.ops.wm.open_mainfile(filepath=str(tracked_blend[0]))
+    assert active_session() is None and not job.running
+    assert not bpy.app.timers.is_registered(session_module._drain)
