@@ -45,7 +45,6 @@ class DenseCapSceneSettings(bpy.types.PropertyGroup):
         description="Which face to track, counted from the left (-1: the largest)")
 
     # Track Clip progress, shown in the panel while a job runs.
-    is_tracking: bpy.props.BoolProperty()
     frames_done: bpy.props.IntProperty()
     frames_total: bpy.props.IntProperty()
     tracking_fps: bpy.props.FloatProperty()

@@ -58,7 +58,6 @@ class TrackingSession:
         if active_session() is not None:
             raise TrackingError("a tracking job is already running (cancel it first)")
         settings = self.scene.densecap
-        settings.is_tracking = True
         settings.frames_done = settings.frames_total = 0
         settings.tracking_fps, settings.seconds_left = 0.0, -1.0
         _active["session"] = self
@@ -107,7 +106,6 @@ class TrackingSession:
         self.state, self.message = state, message
         scene = self.scene
         if scene is not None:
-            scene.densecap.is_tracking = False
             scene.densecap.status = message
         _active.pop("session", None)
         _status_bar(None)

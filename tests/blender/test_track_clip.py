@@ -97,7 +97,7 @@ def test_cancel_half_way_keeps_exactly_the_frames_done(registered, shared_dir, f
     for fcurve in fcurves(rig_mesh(rig).data.shape_keys).values():
         np.testing.assert_array_equal(keys(fcurve)[0], done_frames)
     assert (scene.frame_start, scene.frame_end) == (1, 16)     # the user's range is kept
-    assert not scene.densecap.is_tracking
+    assert active_session() is None
 
     # Tracking again replaces the previous take cleanly: one rig, its two actions, one text.
     scene.frame_start, scene.frame_end = 3, 6
@@ -174,7 +174,7 @@ def test_user_errors_cancel_and_write_nothing(registered, shared_dir, tmp_path):
     operator = Recorder(_session=session)         # the modal operator ends with the error
     assert DENSECAP_OT_track_clip.modal(operator, bpy.context, Event('TIMER')) == {'CANCELLED'}
     assert "no face found" in operator.messages('ERROR')[0]
-    assert _nothing_written() and not bpy.context.scene.densecap.is_tracking
+    assert _nothing_written() and active_session() is None
 
 
 def test_opening_another_file_stops_tracking(registered, tracked_blend, shared_dir):
