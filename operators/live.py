@@ -148,10 +148,20 @@ class LiveSession:
         return (f"Recorded {len(performance.valid)} frames from frame "
                 f"{self._record_start_frame} ({int(performance.valid.sum())} with a face)")
 
-    def stop(self) -> None:
+    def stop(self) -> str:
+        """Stop the capture (a recording in progress is keyed first); returns what was done."""
+        message = "Live Preview stopped"
+        if self.recording and bpy.data.scenes.get(self.scene_name) is not None:
+            self.step()                              # the frames tracked since the last poll
+            try:
+                message = self.stop_recording()
+            except TrackingError as exc:
+                message = str(exc)
+        self._recording = None
         self.capture.stop()
         self.overlay.hide()
         _active.pop("session", None)
+        return message
 
 
 def active_live() -> LiveSession | None:
@@ -168,8 +178,7 @@ def _tick() -> float | None:
             if area.type == 'VIEW_3D':
                 area.tag_redraw()
     if not running:
-        session.stop()
-        print(f"DenseCap: {session.message}")
+        print(f"DenseCap: {session.message}; {session.stop()}")
         return None
     return TIMER_INTERVAL
 
@@ -234,15 +243,7 @@ class DENSECAP_OT_live_stop(bpy.types.Operator):
         return active_live() is not None
 
     def execute(self, context):
-        session = active_live()
-        message = "Live Preview stopped"
-        if session.recording:
-            try:
-                message = session.stop_recording()
-            except TrackingError as exc:
-                message = str(exc)
-        session.stop()
-        self.report({'INFO'}, message)
+        self.report({'INFO'}, active_live().stop())
         return {'FINISHED'}
 
 

@@ -95,3 +95,18 @@ def test_record_without_a_face_writes_nothing(registered, tmp_path):
     with pytest.raises(RuntimeError, match="no face was seen"):
         bpy.ops.densecap.live_record()
     assert not bpy.data.actions and stored_performance(rig_armature(settings.rig)) is None
+
+
+def test_a_recording_is_keyed_when_the_source_ends(registered, shared_dir):
+    from densecap.operators.live import _tick
+    settings = bpy.context.scene.densecap
+    settings.live_source = str(shared_dir / "footage" / CLIP)
+    settings.live_every_frame = True
+    assert bpy.ops.densecap.live_start() == {'FINISHED'}
+    session = active_live()
+    session.start_recording()
+    _step_until(session, lambda: session.applied >= 1)
+    session.capture.stop()                      # as when a clip ends or a camera unplugs
+    assert _tick() is None and active_live() is None
+    performance = stored_performance(rig_armature(settings.rig))
+    assert performance is not None and performance.valid.sum() >= 1
