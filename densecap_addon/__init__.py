@@ -7,8 +7,8 @@ inside them (and in the bpy modules), so the bpy-free `rig_data` imports without
 
 
 def _classes():
-    from . import panels, properties
-    return properties.CLASSES + panels.CLASSES
+    from . import panels, preferences, properties
+    return preferences.CLASSES + properties.CLASSES + panels.CLASSES
 
 
 def register():

@@ -79,6 +79,7 @@ def _create_mesh_object(name: str, data: RigMeshData,
         key_block.data.foreach_set("co", positions.ravel())
         key_block.slider_min = 0.0
         key_block.slider_max = 1.0
+        key_block.value = 0.0            # Blender 5.x adds new shape keys at 1.0
     mesh.shape_keys.use_relative = True
     return obj
 

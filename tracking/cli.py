@@ -33,15 +33,20 @@ BlendWriter = Callable[[Performance, Path], None]
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
-def make_tracker(footage: Footage, mode: str, face_index: int | None) -> FrameTracker:
+def make_tracker(footage: Footage, mode: str, face_index: int | None, *, threads: int = 1,
+                 landmark_model: str = "mediapipe478") -> FrameTracker:
     """The landmark network + real-time fitter (offline mode refines its frames afterwards,
-    see pipeline.track_footage)."""
+    see pipeline.track_footage); `threads` onnxruntime intra-op threads, `landmark_model`
+    the landmark set (the Blender add-on's preferences set both)."""
     if mode not in MODES:
         raise TrackingError(f"unknown mode {mode!r} (use one of {', '.join(MODES)})")
     from ..solver.face_model import load_face_model
-    from .landmark_tracker import LandmarkFitTracker
+    from .landmark_tracker import LANDMARK_SET, LandmarkFitTracker, Networks
+    if landmark_model != LANDMARK_SET:
+        raise TrackingError(f"landmark model {landmark_model!r} is not available (this build "
+                            f"has {LANDMARK_SET!r})")
     return LandmarkFitTracker(load_face_model(), footage.width, footage.height,
-                              face_index=face_index)
+                              face_index=face_index, networks=Networks(threads=threads))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -3,7 +3,7 @@
 import numpy as np
 
 import bpy
-from densecap.densecap_addon.animation import write_rig_animation
+from densecap.densecap_addon.animation import action_fcurves, write_rig_animation
 from densecap.densecap_addon.rig import create_rig, rig_mesh
 from densecap.solver import mesh
 from densecap.solver.conventions import model_to_blender_points
@@ -38,11 +38,3 @@ def test_keyframed_rig_matches_solver(empty_scene, face_model):
         assert len(fcurves) == curve_count
         assert all(len(fcurve.keyframe_points) == frame_count for fcurve in fcurves)
 
-
-def action_fcurves(owner):
-    """The F-curves of `owner`'s action (legacy actions before 4.4, then slots/layers)."""
-    animation_data = owner.animation_data
-    if not hasattr(animation_data, "action_slot"):
-        return animation_data.action.fcurves
-    from bpy_extras.anim_utils import action_get_channelbag_for_slot
-    return action_get_channelbag_for_slot(animation_data.action, animation_data.action_slot).fcurves

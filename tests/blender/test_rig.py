@@ -43,7 +43,8 @@ def test_rig_structure(empty_scene, face_model):
 
     key_blocks = mesh_obj.data.shape_keys.key_blocks
     assert [k.name for k in key_blocks] == ["Basis", *face_model.expression_names]
-    assert all(k.slider_min == 0.0 and k.slider_max == 1.0 for k in key_blocks[1:])
+    assert all(k.slider_min == 0.0 and k.slider_max == 1.0 and k.value == 0.0
+               for k in key_blocks[1:])
 
     bones = armature_obj.data.bones
     assert [b.name for b in bones] == list(JOINT_NAMES)
