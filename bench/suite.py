@@ -70,13 +70,13 @@ def plan(args: argparse.Namespace, results: Path) -> list[Step]:
                       [py, "-m", "bench.synthetic_fits"]
                       + (["--faces", "10", "--frames", "60"] if args.full else [])))
     steps.append(Step("realtime_fit", "realtime_fit",
-                      [py, "-m", "bench.realtime_fit", "--frames", "150"]
+                      [py, "-m", "bench.realtime_fit", "--frames", "150" if args.full else "100"]
                       + ([] if args.full else ["--no-compile-times"])))
     speed_clip = next((c for c in clips if c.name == "talking_1.mp4"), clips[0])
     for threads in (1, 2):
         steps.append(Step("speed", f"speed_{threads}thread",
                           [py, "-m", "bench.speed", "--clip", str(speed_clip),
-                           "--frames", "150" if not args.full else "0"]
+                           "--frames", frames]
                           + ([] if threads == 1 else ["--bake-frames", "0"]), threads))
     return [s for s in steps if not args.only or s.section in args.only]
 

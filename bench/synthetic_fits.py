@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
               "mesh_error_note": "face region, mean offset removed, mm",
               "vs_noise": noise_sweep(scene, args.faces),
               "sigma_weighting": sigma_weighting(scene, args.faces),
-              "regularisers": regularisers(scene, max(1, args.faces // 2), args.frames),
+              "regularisers": regularisers(scene, max(1, args.faces // 4), args.frames),
               **offline_sweeps(), "peak_rss_mb": peak_rss_mb()}
     print(write_json(report, args.out))
     return 0
