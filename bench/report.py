@@ -345,7 +345,9 @@ def write_report(results: Path, out_dir: Path) -> Path:
              f"Command: `{suite.get('command', 'python -m bench')}`, {suite.get('started_utc', '')}"
              f" UTC, {suite.get('seconds', MISSING)} s. CPU: {suite.get('cpu', MISSING)} "
              f"({suite.get('logical_cores', MISSING)} logical cores), Python "
-             f"{suite.get('python', MISSING)}. Single thread unless stated "
+             f"{suite.get('python', MISSING)}, 1-minute load average at start / end "
+             f"{suite.get('load_average_1min', MISSING)} (times grow with other load). "
+             "Single thread unless stated "
              "(NUMBA_NUM_THREADS=OMP_NUM_THREADS=1, onnxruntime intra-op threads 1); the peer "
              f"is pinned to one core. Peer: {suite.get('peer', MISSING)}.", ""]
     failed = [s["name"] for s in suite.get("steps", []) if s["returncode"]]

@@ -127,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     results = args.results.resolve()
     results.mkdir(parents=True, exist_ok=True)
     started, started_utc = time.monotonic(), time.strftime("%Y-%m-%d %H:%M", time.gmtime())
+    load_start = os.getloadavg()[0]
     steps = [run_step(step, results) for step in plan(args, results)]
     failed = any(s["returncode"] for s in steps)
     if args.only and (results / "suite.json").is_file():   # keep the other sections' record
@@ -136,11 +137,13 @@ def main(argv: list[str] | None = None) -> int:
     peer = ("ran" if any(s["section"] == "peer" for s in steps) else
             "skipped (--no-peer)" if args.no_peer else
             f"not installed ({PEER_PYTHON.relative_to(ROOT)}: make peer)")
-    suite = {**machine_info(), "command": "python -m bench " + " ".join(argv or sys.argv[1:]),
+    suite = {**machine_info(),
+             "command": " ".join(["python -m bench", *(argv or sys.argv[1:])]),
              "started_utc": started_utc,
+             "load_average_1min": [round(load_start, 2), round(os.getloadavg()[0], 2)],
              "seconds": round(time.monotonic() - started, 1), "peer": peer, "steps": steps}
     (results / "suite.json").write_text(json.dumps(suite, indent=2) + "\n")
     from .report import write_report
-    report = write_report(results, ROOT / "bench")
+    report = write_report(results, ROOT / "bench" if results == DEFAULT_RESULTS else results)
     print(f"bench: wrote {report} and {results}/ in {suite['seconds']:.0f} s")
     return 1 if failed else 0
