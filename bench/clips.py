@@ -108,8 +108,12 @@ def stability(points: np.ndarray, valid: np.ndarray, scale: float) -> dict:
 
 
 def run_mode(clip: Path, frames: int | None, mode: str, samples: dict[int, Path]):
-    """(TrackingRun, RecordingTracker) of one pass, or a string saying why the mode is not
-    available (tracking.errors.TrackingError from make_tracker)."""
+    """(TrackingRun, ms per frame (F,)) of one pass, or a string saying why the mode is not
+    available (a tracking.errors.TrackingError from make_tracker or track_footage).
+
+    The real-time pass is recorded per frame (`RecordingTracker`); the offline pass gets the
+    tracker itself (it needs the tracker's model, embedding and camera) and its ms per frame
+    is the whole run (per-frame pass + solve) over the frames."""
     from densecap.landmarks.footage import open_footage
     from densecap.tracking.cli import make_tracker
     from densecap.tracking.errors import TrackingError
@@ -117,25 +121,26 @@ def run_mode(clip: Path, frames: int | None, mode: str, samples: dict[int, Path]
     with open_footage(str(clip), end=frames) as footage:
         try:
             tracker = make_tracker(footage, mode, None)
+            recorder = RecordingTracker(tracker, samples) if mode == "realtime" else None
+            run = track_footage(footage, recorder or tracker, mode=mode)
         except TrackingError as exc:
             return str(exc)
-        recorder = RecordingTracker(tracker, samples)
-        run = track_footage(footage, recorder, mode=mode)
-    return run, recorder
+    if recorder is not None:
+        return run, recorder, 1e3 * np.array(recorder.seconds)
+    return run, None, np.full(run.frames_done, 1e3 * run.seconds / max(run.frames_done, 1))
 
 
 def fit_entry(model, embedding, outcome, mode: str, scale: float) -> dict:
     """Stability of a fit pass (or why it is unavailable)."""
     if isinstance(outcome, str):
         return {"available": False, "reason": outcome}
-    run, recorder = outcome
+    run, _, ms = outcome
     if run.performance is None or run.performance.mode != mode:
         return {"available": False, "reason": f"the tracker produced no {mode} performance"}
     performance = run.performance
     entry = stability(projected_landmarks(model, embedding, performance), performance.valid,
                       scale)
-    entry.update(seconds=round(run.seconds, 2),
-                 ms_per_frame_median=round(1e3 * float(np.median(recorder.seconds)), 2))
+    entry.update(seconds=round(run.seconds, 2), ms_per_frame_median=round(float(np.median(ms)), 2))
     return entry
 
 

@@ -1,8 +1,8 @@
 """Real-time fitter benchmark: ms per frame, iterations and mesh error at 68/320/478/703
 landmarks, single thread; JIT compile time cold (fresh NUMBA_CACHE_DIR) and cached.
 
-    .venv/bin/python -m bench.realtime_fit [--frames 200] [--no-compile-times]
-        [--out bench/results/realtime_fit.json]
+    .venv/bin/python bench/realtime_fit.py [--frames 200] [--no-compile-times]
+        [--out bench/results/realtime_fit.json]        (or: python -m bench.realtime_fit)
 
 Synthetic sequences (solver.synthetic): a face drawn from the priors turning its head and
 changing expression, landmarks with 1.5 px noise on a ~256 px face, identity known and
@@ -12,7 +12,9 @@ random dense embeddings on the face area (solver.landmark_sets.random_embedding)
 
 import os
 
-from .machine import thread_env
+# Absolute imports: this file also runs as a script (bench/ on sys.path, where other bench
+# scripts import cpu_name from it).
+from densecap.bench.machine import cpu_name, thread_env, write_json  # noqa: F401
 
 os.environ.update(thread_env(1))
 
@@ -24,8 +26,6 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
-
-from .machine import write_json  # noqa: E402
 
 SIZES = (68, 320, 478, 703)
 NOISE_PX = 1.5

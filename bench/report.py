@@ -223,8 +223,8 @@ def speed_section(speeds: dict[int, dict], fit: dict | None, peer: dict | None,
         tracking = speed["tracking"]
         for kind in ("median", "mean"):
             ms = tracking[f"ms_per_frame_{kind}"]
-            rows.append([f"ours, {threads} thread(s), {kind}"] + [ms[s] for s in STAGES + ("total",)]
-                        + [speed["peak_rss_mb"]])
+            rows.append([f"ours, {threads} thread(s), {kind}"]
+                        + [ms[s] for s in STAGES + ("total",)] + [speed["peak_rss_mb"]])
     peer_ms = _peer_clip_ms(peer)
     if peer_ms is not None:
         rows.append(["peer (MediaPipe, 1 core, video mode), median", "", "", "", "", peer_ms,
@@ -306,7 +306,8 @@ def headline(landmarks: list[dict], clips: dict | None, speeds: dict[int, dict],
                      f"raw {nme('raw')}, fitted {nme('fitted')}", nme("peer")])
         rows.append([f"failure rate > 10 % ({where})",
                      f"raw {nme('raw', 'failure_rate_percent')}, fitted "
-                     f"{nme('fitted', 'failure_rate_percent')}", nme("peer", "failure_rate_percent")])
+                     f"{nme('fitted', 'failure_rate_percent')}",
+                     nme("peer", "failure_rate_percent")])
     if 1 in speeds:
         tracking = speeds[1]["tracking"]
         peer_ms = _peer_clip_ms(peer)

@@ -119,10 +119,9 @@ def offline_seconds(clip: Path, frames: int) -> dict:
     from densecap.tracking.pipeline import track_footage
     with open_footage(str(clip), end=frames) as footage:
         try:
-            tracker = make_tracker(footage, "offline", None)
+            run = track_footage(footage, make_tracker(footage, "offline", None), mode="offline")
         except TrackingError as exc:
             return {"available": False, "reason": str(exc)}
-        run = track_footage(footage, tracker, mode="offline")
     if run.performance is None or run.performance.mode != "offline":
         return {"available": False, "reason": "the tracker produced no offline performance"}
     return {"available": True, "frames": run.frames_done, "seconds": round(run.seconds, 2),
