@@ -187,12 +187,17 @@ def synthetic_section(report: dict | None, plots: Path) -> list[str]:
     lines += _table(["settings", "mesh error (mm)", "expression MAE", "error jitter"],
                     [[r["settings"], r["mesh_error_mm"], r["expression_mae"],
                       r.get("error_jitter", MISSING)] for r in report["regularisers"]])
-    for key in ("vs_frames", "vs_cameras"):
+    for key, column in (("vs_frames", "frames"), ("vs_cameras", "cameras")):
         entry = report[key]
-        lines.append(f"- {key} {entry.get('planned', '')}: "
-                     + (MISSING + f" ({entry['reason']})" if not entry.get("available")
-                        else json.dumps(entry)))
-    lines += ["", "![synthetic](plots/synthetic.png)", ""]
+        if not entry.get("available"):
+            lines += [f"Offline fitter {key.replace('_', ' ')} {entry.get('planned', '')}: "
+                      f"{MISSING} ({entry['reason']})", ""]
+            continue
+        lines += [f"Offline fitter {key.replace('_', ' ')} ({entry['note']}):", ""]
+        lines += _table([column, "identity error (mm)", "mesh error (mm)", "expression MAE"],
+                        [[r[column], r["identity_error_mm"], r["mesh_error_mm"],
+                          r["expression_mae"]] for r in entry["rows"]])
+    lines += ["![synthetic](plots/synthetic.png)", ""]
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     noise = [r["noise_px"] for r in report["vs_noise"]]

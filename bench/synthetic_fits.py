@@ -1,6 +1,7 @@
 """Synthetic ground truth for the solver: mesh error (mm) and expression MAE of the
 real-time fitter vs landmark noise, predicted vs constant sigma, and each regulariser on/off;
-the sweeps over frames (1/10/100) and cameras (1/2/3) need the offline fitter.
+of the offline fitter (when the build has solver.offline) vs frames (1/10/100) and cameras
+(1/2/3).
 
     NUMBA_NUM_THREADS=1 OMP_NUM_THREADS=1 .venv/bin/python -m bench.synthetic_fits \\
         [--faces 4] [--frames 20] [--out bench/results/synthetic.json]
@@ -36,6 +37,10 @@ SIGMA_MEAN_PX = 2.0
 SEQUENCE_NOISE_PX = 2.0
 TEMPORAL_ON = 0.05
 REGULARISERS = ("identity", "expression", "joints", "intersect")
+SWEEP_FRAMES = (1, 10, 100)
+SWEEP_CAMERAS = (1, 2, 3)
+CAMERAS_FRAMES = 10
+CAMERA_YAWS_DEG = (0.0, 30.0, -30.0)
 
 
 class Scene:
@@ -153,15 +158,80 @@ def regularisers(scene: Scene, faces: int, frames: int) -> list[dict]:
     return rows
 
 
-def offline_sweeps() -> dict:
-    """The frames (1/10/100) and cameras (1/2/3) sweeps: they need solver.offline."""
+def clip_motion(model, frames: int, seed: int):
+    """beta, psi (F, E), theta (F, 18) of a 30 fps clip: a random face turning (yaw 0.3 rad,
+    3 s period) and nodding (0.15 rad, 5 s), its expressions breathing (2 s period)."""
+    from densecap.solver.synthetic import random_face
+    beta, psi, theta = random_face(model, seed)
+    t = np.arange(frames)[:, None] / 30.0
+    psis = np.clip(psi * (0.6 + 0.4 * np.sin(2 * np.pi * t / 2.0)), 0.0, 1.0)
+    thetas = np.repeat(theta[None], frames, axis=0)
+    thetas[:, 1] += 0.3 * np.sin(2 * np.pi * t[:, 0] / 3.0)
+    thetas[:, 0] += 0.15 * np.sin(2 * np.pi * t[:, 0] / 5.0)
+    return beta, psis, thetas
+
+
+def orbit_cameras(count: int, head: np.ndarray) -> list:
+    """`count` cameras like solver.synthetic.CAMERA, the k-th turned about the head position
+    head (3,) (model space) by CAMERA_YAWS_DEG[k] (camera 0 is CAMERA itself)."""
+    from densecap.solver.camera import Camera
+    from densecap.solver.conventions import MODEL_TO_OPENCV
+    from densecap.solver.synthetic import CAMERA
+    cameras = []
+    for yaw in np.radians(CAMERA_YAWS_DEG[:count]):
+        c, s = np.cos(yaw), np.sin(yaw)
+        turn = np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
+        cameras.append(Camera(CAMERA.focal, CAMERA.width, CAMERA.height,
+                              rotation=MODEL_TO_OPENCV @ turn,
+                              translation=MODEL_TO_OPENCV @ (head - turn @ head)))
+    return cameras
+
+
+def offline_run(scene: Scene, frames: int, cameras: int, seed: int) -> dict:
+    """solver.offline.fit_offline on a synthetic clip seen by `cameras` views: identity error
+    (neutral face region, mean offset removed, mm), mean mesh error and expression MAE."""
+    from densecap.solver import mesh
+    from densecap.solver.offline import OfflineSettings, fit_offline
+    from densecap.solver.problem import landmark_points
+    beta, psis, thetas = clip_motion(scene.model, frames, seed)
+    views = orbit_cameras(cameras, thetas[0, 15:18].copy())
+    rng = np.random.default_rng(seed + 1)
+    mu = np.stack([[view.project(landmark_points(scene.model, scene.embedding, beta, psi, theta))
+                    for view in views] for psi, theta in zip(psis, thetas)])
+    mu = mu + rng.normal(scale=SEQUENCE_NOISE_PX, size=mu.shape)
+    sigma = np.full(mu.shape[:3], SEQUENCE_NOISE_PX)
+    result = fit_offline(scene.model, scene.embedding, views, mu, sigma,
+                         OfflineSettings(fit_focal=False))
+    zero_psi, zero_theta = np.zeros(scene.model.num_expressions), np.zeros_like(thetas[0])
+    return {"identity_error_mm": mesh_error_mm(scene, result.beta, zero_psi, zero_theta, beta,
+                                               zero_psi, zero_theta),
+            "mesh_error_mm": float(np.mean([
+                mesh_error_mm(scene, result.beta, result.psi[i], result.theta[i], beta, psis[i],
+                              thetas[i]) for i in range(0, frames, max(1, frames // 10))])),
+            "expression_mae": float(np.abs(result.psi - psis).mean())}
+
+
+def offline_sweeps(scene: Scene, faces: int) -> dict:
+    """Identity / mesh / expression error of the offline fitter vs frames (one camera) and vs
+    cameras (CAMERAS_FRAMES frames); unavailable without solver.offline."""
     if importlib.util.find_spec("densecap.solver.offline") is None:
         reason = "needs the offline fitter (solver.offline, branch offline): not in this build"
-    else:
-        reason = ("solver.offline is in this build but these sweeps do not drive it yet "
-                  "(its fit_offline interface is not fixed in the contract)")
-    return {name: {"available": False, "reason": reason, "planned": values}
-            for name, values in (("vs_frames", [1, 10, 100]), ("vs_cameras", [1, 2, 3]))}
+        return {name: {"available": False, "reason": reason, "planned": list(values)}
+                for name, values in (("vs_frames", SWEEP_FRAMES),
+                                     ("vs_cameras", SWEEP_CAMERAS))}
+    note = (f"solver.offline.fit_offline, focal known, {SEQUENCE_NOISE_PX} px noise, "
+            f"{faces} face(s)")
+    return {"vs_frames": {"available": True, "note": note + ", one camera", "rows": [
+                {"frames": count, **mean_over_faces([offline_run(scene, count, 1, 1000 * seed)
+                                                     for seed in range(faces)])}
+                for count in SWEEP_FRAMES]},
+            "vs_cameras": {"available": True, "note": note + f", {CAMERAS_FRAMES} frames, "
+                                                             f"cameras at {CAMERA_YAWS_DEG} deg",
+                           "rows": [
+                {"cameras": count, **mean_over_faces([offline_run(scene, CAMERAS_FRAMES, count,
+                                                                  1000 * seed)
+                                                     for seed in range(faces)])}
+                for count in SWEEP_CAMERAS]}}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -178,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
               "vs_noise": noise_sweep(scene, args.faces),
               "sigma_weighting": sigma_weighting(scene, args.faces),
               "regularisers": regularisers(scene, max(1, args.faces // 4), args.frames),
-              **offline_sweeps(), "peak_rss_mb": peak_rss_mb()}
+              **offline_sweeps(scene, max(1, args.faces // 4)), "peak_rss_mb": peak_rss_mb()}
     print(write_json(report, args.out))
     return 0
 
