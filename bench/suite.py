@@ -70,7 +70,7 @@ def plan(args: argparse.Namespace, results: Path) -> list[Step]:
                       [py, "-m", "bench.synthetic_fits"]
                       + (["--faces", "10", "--frames", "60"] if args.full else [])))
     steps.append(Step("realtime_fit", "realtime_fit",
-                      [py, "-m", "bench.realtime_fit", "--frames", "150" if args.full else "100"]
+                      [py, "-m", "bench.realtime_fit", "--frames", "150" if args.full else "60"]
                       + ([] if args.full else ["--no-compile-times"])))
     speed_clip = next((c for c in clips if c.name == "talking_1.mp4"), clips[0])
     for threads in (1, 2):
