@@ -62,7 +62,7 @@ def landmark_section(reports: list[dict], plots: Path) -> list[str]:
                 rows.append([name, f"{MISSING}: {method['reason']}", "", "", "", ""])
                 continue
             iod, bbox = method["nme_inter_ocular"], method["nme_bbox"]
-            rows.append([f"{name}: {method['label']}", _fmt(iod["mean_percent"], 2, " %"),
+            rows.append([method["label"], _fmt(iod["mean_percent"], 2, " %"),
                          _fmt(iod["median_percent"], 2, " %"),
                          _fmt(bbox["mean_percent"], 2, " %"),
                          _fmt(iod["failure_rate_percent"], 1, " %"),
