@@ -2,7 +2,8 @@
 #   make demo   - the main job on an embedded default (see README)
 #   make test   - both test tiers on Blender 4.5 LTS (Python 3.11) and Blender 5.2 (Python 3.13)
 #   make zip    - the installable extension zip(s) in dist/
-#   make bench  - benchmarks, JSON in bench/results/
+#   make bench  - the measurement suite: bench/results/*.json, bench/report.md + plots
+#   make peer   - .venv-peer: MediaPipe's own Python face mesh, the bench's peer (dev only)
 
 SHELL := /bin/bash
 ROOT := $(abspath .)
@@ -16,7 +17,7 @@ PY52 := $(VENV52)/bin/python
 ASSETS := assets/face_model.npz
 MODELS := assets/models/face_landmark.onnx
 
-.PHONY: setup setup52 assets models demo demo-rig test test-unit test-blender test-blender52 zip bench clean
+.PHONY: setup setup52 assets models demo demo-rig test test-unit test-blender test-blender52 zip bench peer clean
 
 setup: $(VENV)/.installed
 setup52: $(VENV52)/.installed
@@ -77,8 +78,18 @@ test-blender52: $(ASSETS) $(MODELS) $(VENV52)/.installed
 zip: $(ASSETS) $(MODELS)
 	$(PY) -m tools.build_extension
 
-bench: $(ASSETS) $(MODELS)
-	$(PY) -m bench
+# Accuracy, stability and speed side by side with the peer (< 15 min on 2 cores; see
+# bench/README.md). BENCH_ARGS="--full" for all images and frames, "--eval-dir DIR --clips DIR".
+PEER := .venv-peer
+bench: $(ASSETS) $(MODELS) $(PEER)/.installed
+	$(PY) -m bench $(BENCH_ARGS)
+
+peer: $(PEER)/.installed
+$(PEER)/.installed:
+	rm -rf $(PEER)
+	$(PY311) -m venv $(PEER)
+	$(PEER)/bin/pip install -q "mediapipe==0.10.21" "numpy<2"
+	touch $@
 
 clean:
 	rm -rf $(VENV) $(VENV52) assets dist wheels build

@@ -12,14 +12,13 @@ the pipeline loop's own overhead (a tracker that returns a fixed result), and Pr
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")
+from .machine import single_thread_env, write_json
+
+single_thread_env()
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
@@ -99,9 +98,7 @@ def main() -> None:
             write_ms = _ms_per_call(lambda: writer.write(image), 30)
             codec = writer.codec
 
-    print(json.dumps({
-        "cpu": next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                     if line.startswith("model name")), platform.processor()),
+    print(write_json({
         "threads": 1, "clip": Path(args.clip).name, "frame_size": [width, height],
         "frames": len(images),
         "ms_per_frame": {
@@ -119,7 +116,7 @@ def main() -> None:
                 lambda: draw_preview(image, result, edges, "frame 0"), 30), 3),
             f"preview_write_{codec}": round(write_ms, 3),
         },
-    }, indent=2))
+    }, None))
 
 
 if __name__ == "__main__":

@@ -10,9 +10,6 @@ Usage: ``python -m bench.landmark_models [--repeats 200] [--threads 1]``
 from __future__ import annotations
 
 import argparse
-import json
-import platform
-import sys
 import time
 from pathlib import Path
 
@@ -21,15 +18,7 @@ import onnxruntime as ort
 
 from densecap.landmarks import onnx_models as om
 
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+from .machine import write_json
 
 
 def time_session(session, tensor, repeats, warmup=20) -> dict:
@@ -46,25 +35,28 @@ def time_session(session, tensor, repeats, warmup=20) -> dict:
             "p90_ms": float(np.percentile(ms, 90))}
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=200)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--models", type=Path, default=om.MODELS_DIR)
-    args = parser.parse_args(argv)
+def measure(models: Path, threads: int, repeats: int) -> dict:
+    """Latency of each network with `threads` onnxruntime intra-op threads."""
     rng = np.random.default_rng(0)
     results = {}
     for stem, size, low in (("face_detection_short_range", om.DETECTORS["short"].size, -1.0),
                             ("face_detection_full_range", om.DETECTORS["full"].size, -1.0),
                             ("face_landmark", om.FACE_MESH_SIZE, 0.0),
                             ("iris_landmark", om.IRIS_SIZE, 0.0)):
-        session = om.load_session(args.models / f"{stem}.onnx", args.threads)
+        session = om.load_session(models / f"{stem}.onnx", threads)
         tensor = rng.uniform(low, 1.0, (1, size, size, 3)).astype(np.float32)
-        results[stem] = time_session(session, tensor, args.repeats)
-    json.dump({"cpu": cpu_name(), "onnxruntime": ort.__version__,
-               "intra_op_num_threads": args.threads, "repeats": args.repeats,
-               "models": results}, sys.stdout, indent=1)
-    print()
+        results[stem] = time_session(session, tensor, repeats)
+    return {"onnxruntime": ort.__version__, "intra_op_num_threads": threads,
+            "repeats": repeats, "models": results}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=200)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--models", type=Path, default=om.MODELS_DIR)
+    args = parser.parse_args(argv)
+    print(write_json(measure(args.models, args.threads, args.repeats), None))
 
 
 if __name__ == "__main__":

@@ -1,48 +1,49 @@
-"""68-point NME on real images: (a) the raw network landmarks mapped to iBUG-68 and (b) the
-fitted model's iBUG-68 landmarks reprojected, side by side.
+"""68-point landmark accuracy on real images: our front end's raw landmarks mapped to
+iBUG-68, the fitted model's iBUG-68 landmarks reprojected, and the peer (MediaPipe's own face
+mesh, when bench.peer_mediapipe ran), scored by the same code (bench.metrics).
 
     NUMBA_NUM_THREADS=1 OMP_NUM_THREADS=1 .venv/bin/python -m bench.landmarks_devset \\
-        [--eval-dir ../shared/devset] [--limit N] [--predictions-dir DIR]
+        [--eval-dir ../shared/devset] [--limit N] [--peer-dir bench/results/peer] \\
+        [--out bench/results/devset.json] [--predictions-dir DIR]
 
 --eval-dir takes any folder in the devset format (`images/` + `landmarks68.json`, labels with
 the pixel-corner origin). Each image is tracked as a one-frame clip (detector, ROI, MediaPipe
 478 landmarks, sigma, real-time fit with identity and focal refined on that frame).
-The raw landmarks are mapped to iBUG-68 by taking, for each iBUG point of the ICT model, the
-MediaPipe landmark whose embedded surface point is nearest on the neutral mesh (an
-approximation: the two markups do not share points, most visibly on the jaw line).
-Prints JSON; writes the predictions as devset-format JSON files when --predictions-dir is given.
+The 478 landmarks (ours and the peer's, same order) are mapped to iBUG-68 by taking, for each
+iBUG point of the ICT model, the MediaPipe landmark whose embedded surface point is nearest
+on the neutral mesh (an approximation: the two markups do not share points, most visibly on
+the jaw line). An image where a method finds no face counts as a failure (NME = inf).
+Prints JSON (with the per-image NME for CED plots); writes the predictions as devset-format
+JSON files (input of ../shared/devset/nme.py) when --predictions-dir is given.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import platform
-import sys
-import time
-from pathlib import Path
+from .machine import single_thread_env
 
-import cv2
-import numpy as np
+single_thread_env()
 
-from densecap.solver import load_face_model
-from densecap.solver.camera import Camera
-from densecap.solver.problem import landmark_points
-from densecap.tracking.landmark_tracker import LANDMARK_SET, LandmarkFitTracker, Networks
+import argparse  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+from .machine import peak_rss_mb, write_json  # noqa: E402
+from .metrics import nme, summary  # noqa: E402
+from .peer_mediapipe import load_peer  # noqa: E402
 
 DEFAULT_EVAL_DIR = Path(__file__).resolve().parents[2] / "shared" / "devset"
-FAILURE_THRESHOLD = 0.10
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
+FRONT_END = "MediaPipe 478 (face mesh + iris, converted to ONNX)"
 
 
 def ibug_from_network(model) -> np.ndarray:
     """(68,) index of the network landmark nearest to each iBUG-68 point on the neutral."""
+    from densecap.solver.problem import landmark_points
+    from densecap.tracking.landmark_tracker import LANDMARK_SET
     zero_beta, zero_psi = np.zeros(model.num_identity), np.zeros(model.num_expressions)
     theta = np.zeros(18)
     ibug = landmark_points(model, model.landmark_embedding("ibug68"), zero_beta, zero_psi, theta)
@@ -51,29 +52,24 @@ def ibug_from_network(model) -> np.ndarray:
     return np.argmin(np.linalg.norm(ibug[:, None] - dense[None], axis=2), axis=1)
 
 
-def nme(pred: np.ndarray, gt: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-image NME (N,) normalised by the outer-eye-corner distance and by sqrt(w h) of the
-    ground-truth box (the devset's nme.py definitions)."""
-    error = np.linalg.norm(pred - gt, axis=2).mean(axis=1)
-    iod = np.linalg.norm(gt[:, 36] - gt[:, 45], axis=1)
-    size = gt.max(axis=1) - gt.min(axis=1)
-    return {"iod": error / iod, "bbox": error / np.sqrt(size[:, 0] * size[:, 1])}
-
-
-def summary(values: np.ndarray) -> dict[str, float]:
-    return {"mean_percent": round(100 * float(values.mean()), 3),
-            "median_percent": round(100 * float(np.median(values)), 3),
-            "failure_rate_percent": round(100 * float((values > FAILURE_THRESHOLD).mean()), 2)}
-
-
-def evaluate(eval_dir: Path, limit: int | None = None) -> tuple[dict, dict, dict]:
+def load_labels(eval_dir: Path, limit: int | None) -> dict[str, np.ndarray]:
+    """{image name: (68, 2) label} for the first `limit` names (sorted) of an eval dir."""
     labels = json.loads((eval_dir / "landmarks68.json").read_text())["images"]
-    names = sorted(labels)[:limit]
+    return {name: np.asarray(labels[name]["landmarks"], dtype=np.float64)
+            for name in sorted(labels)[:limit]}
+
+
+def track_images(eval_dir: Path, names: list[str]) -> tuple[dict, dict, list[float]]:
+    """Our raw (68, 2) and fitted (68, 2) predictions per image (absent where no face was
+    found) and the seconds per image (detector + landmarks + fit with refinement)."""
+    from densecap.solver import load_face_model
+    from densecap.solver.problem import landmark_points
+    from densecap.tracking.landmark_tracker import LandmarkFitTracker, Networks
     model = load_face_model()
     networks = Networks(threads=1)
     to_ibug = ibug_from_network(model)
     ibug = model.landmark_embedding("ibug68")
-    raw, fitted, missed, seconds = {}, {}, [], []
+    raw, fitted, seconds = {}, {}, []
     for name in names:
         image = cv2.imread(str(eval_dir / "images" / name))
         if image is None:
@@ -84,44 +80,88 @@ def evaluate(eval_dir: Path, limit: int | None = None) -> tuple[dict, dict, dict
         result = tracker.track(0, image)
         seconds.append(time.perf_counter() - start)
         if not result.found:
-            missed.append(name)
             continue
-        camera: Camera = tracker.solver_camera
         points = landmark_points(model, ibug, tracker.identity, result.psi, result.theta)
-        raw[name] = result.mu[to_ibug].tolist()
-        fitted[name] = camera.project(points).tolist()
-    gt = {name: np.asarray(labels[name]["landmarks"], dtype=np.float64) for name in names}
-    found = sorted(raw)
-    truth = np.stack([gt[n] for n in found])
+        raw[name] = result.mu[to_ibug]
+        fitted[name] = tracker.solver_camera.project(points)
+    return raw, fitted, seconds
+
+
+def score(predictions: dict[str, np.ndarray], gt: dict[str, np.ndarray], label: str) -> dict:
+    """NME summaries (inter-ocular and bbox) and per-image inter-ocular NME (None: missed)."""
+    names = sorted(gt)
+    found = [n for n in names if n in predictions]
+    per_image = {"iod": np.full(len(names), np.inf), "bbox": np.full(len(names), np.inf)}
+    if found:
+        errors = nme(np.stack([predictions[n] for n in found]), np.stack([gt[n] for n in found]))
+        where = [names.index(n) for n in found]
+        for norm in per_image:
+            per_image[norm][where] = errors[norm]
+    return {"label": label, "available": True,
+            "nme_inter_ocular": summary(per_image["iod"]), "nme_bbox": summary(per_image["bbox"]),
+            "per_image_nme_inter_ocular": [None if not np.isfinite(v) else round(float(v), 5)
+                                           for v in per_image["iod"]]}
+
+
+def peer_predictions(peer_dir: Path | None, eval_dir: Path, names: list[str],
+                     to_ibug: np.ndarray) -> dict | None:
+    """The peer's 68-point predictions {name: (68, 2)} (its 478 points through `to_ibug`),
+    or None when it did not run on this eval dir with these images."""
+    peer = load_peer(peer_dir, eval_dir)
+    if peer is None or list(peer["names"]) != names:
+        return None
+    return {name: points[to_ibug] for name, points in zip(names, peer["points"])
+            if np.isfinite(points).all()}
+
+
+def evaluate(eval_dir: Path, limit: int | None, peer_dir: Path | None) -> tuple[dict, dict]:
+    """The report and the predictions {method: {name: (68, 2)}}."""
+    from densecap.solver import load_face_model
+    gt = load_labels(eval_dir, limit)
+    names = sorted(gt)
+    raw, fitted, seconds = track_images(eval_dir, names)
+    predictions = {"raw": raw, "fitted": fitted}
+    methods = {"raw": score(raw, gt, f"our front end: {FRONT_END}, raw, mapped to 68"),
+               "fitted": score(fitted, gt, "fitted model (real-time fit, identity + focal "
+                                           "refined), iBUG-68 reprojected")}
+    peer = peer_predictions(peer_dir, eval_dir, names, ibug_from_network(load_face_model()))
+    if peer is None:
+        methods["peer"] = {"available": False, "reason": "the peer did not run on these images "
+                           "(make peer; python -m bench runs it)"}
+    else:
+        predictions["peer"] = peer
+        methods["peer"] = score(peer, gt, "peer: MediaPipe face mesh (Python, static mode), "
+                                          "mapped to 68 as ours")
     report = {
-        "eval_dir": str(eval_dir), "images": len(names), "faces_found": len(found),
-        "no_face": missed, "cpu": cpu_name(),
+        "eval_dir": str(eval_dir), "images": len(names), "limit": limit,
+        "front_ends": [FRONT_END],
         "seconds_per_image_median": round(float(np.median(seconds)), 3),
-        "note": "per image: detector + landmarks + fit with identity/focal refinement",
+        "timing_note": "ours per image: detector + landmarks + fit with identity/focal "
+                       "refinement, 1 thread",
+        "methods": methods, "peak_rss_mb": peak_rss_mb(),
     }
-    for label, predictions in (("network_mapped_to_68", raw), ("fitted_model_68", fitted)):
-        errors = nme(np.stack([np.asarray(predictions[n]) for n in found]), truth)
-        report[label] = {"nme_inter_ocular": summary(errors["iod"]),
-                         "nme_bbox": summary(errors["bbox"])}
-    return report, raw, fitted
+    return report, predictions
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--eval-dir", type=Path, default=DEFAULT_EVAL_DIR)
     parser.add_argument("--limit", type=int, help="only the first N images (sorted names)")
+    parser.add_argument("--peer-dir", type=Path, help="bench.peer_mediapipe's --out-dir")
+    parser.add_argument("--out", type=Path, help="also write the JSON here")
     parser.add_argument("--predictions-dir", type=Path,
-                        help="write raw_68.json and fitted_68.json here (nme.py input)")
+                        help="write <method>_68.json per method here (nme.py input)")
     args = parser.parse_args(argv)
     if not (args.eval_dir / "landmarks68.json").is_file():
         print(f"error: {args.eval_dir} has no landmarks68.json", file=sys.stderr)
         return 2
-    report, raw, fitted = evaluate(args.eval_dir, args.limit)
+    report, predictions = evaluate(args.eval_dir, args.limit, args.peer_dir)
     if args.predictions_dir:
         args.predictions_dir.mkdir(parents=True, exist_ok=True)
-        (args.predictions_dir / "raw_68.json").write_text(json.dumps(raw))
-        (args.predictions_dir / "fitted_68.json").write_text(json.dumps(fitted))
-    print(json.dumps(report, indent=2))
+        for method, points in predictions.items():
+            (args.predictions_dir / f"{method}_68.json").write_text(
+                json.dumps({name: p.tolist() for name, p in points.items()}))
+    print(write_json(report, args.out))
     return 0
 
 

@@ -1,7 +1,8 @@
 """Real-time fitter benchmark: ms per frame, iterations and mesh error at 68/320/478/703
 landmarks, single thread; JIT compile time cold (fresh NUMBA_CACHE_DIR) and cached.
 
-    .venv/bin/python bench/realtime_fit.py [--frames 200] [--out bench/results/realtime_fit.json]
+    .venv/bin/python bench/realtime_fit.py [--frames 200] [--no-compile-times]
+        [--out bench/results/realtime_fit.json]        (or: python -m bench.realtime_fit)
 
 Synthetic sequences (solver.synthetic): a face drawn from the priors turning its head and
 changing expression, landmarks with 1.5 px noise on a ~256 px face, identity known and
@@ -11,12 +12,13 @@ random dense embeddings on the face area (solver.landmark_sets.random_embedding)
 
 import os
 
-for _var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_var] = "1"
+# Absolute imports: this file also runs as a script (bench/ on sys.path, where other bench
+# scripts import cpu_name from it).
+from densecap.bench.machine import cpu_name, thread_env, write_json  # noqa: F401
+
+os.environ.update(thread_env(1))
 
 import argparse  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -27,16 +29,6 @@ import numpy as np  # noqa: E402
 
 SIZES = (68, 320, 478, 703)
 NOISE_PX = 1.5
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def compile_probe() -> float:
@@ -57,11 +49,11 @@ def compile_probe() -> float:
 def compile_times() -> dict:
     with tempfile.TemporaryDirectory() as cache:
         env = {**os.environ, "NUMBA_CACHE_DIR": cache}
-        probe = [sys.executable, __file__, "--compile-probe"]
-        cold = float(subprocess.run(probe, env=env, capture_output=True, text=True,
-                                    check=True).stdout.split()[-1])
-        cached = float(subprocess.run(probe, env=env, capture_output=True, text=True,
-                                      check=True).stdout.split()[-1])
+        probe = [sys.executable, "-m", "bench.realtime_fit", "--compile-probe"]
+        root = Path(__file__).resolve().parents[1]
+        cold, cached = (float(subprocess.run(probe, env=env, cwd=root, capture_output=True,
+                                             text=True, check=True).stdout.split()[-1])
+                        for _ in range(2))
     return {"jit_first_fit_cold_s": round(cold, 2), "jit_first_fit_cached_s": round(cached, 3)}
 
 
@@ -133,6 +125,8 @@ def main(argv=None) -> int:
     parser.add_argument("--tolerance", type=float, default=FitSettings().tolerance,
                         help="LM stop: relative energy decrease (FitSettings.tolerance)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/realtime_fit.json"))
+    parser.add_argument("--no-compile-times", action="store_true",
+                        help="skip the cold / cached JIT compile measurement (two processes)")
     parser.add_argument("--compile-probe", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.compile_probe:
@@ -141,19 +135,16 @@ def main(argv=None) -> int:
     import numba
     from densecap.solver import load_face_model
     from densecap.solver.regions import face_region_vertices
-    report = {"cpu": cpu_name(), "threads": 1, "numba": numba.__version__,
+    report = {"threads": 1, "numba": numba.__version__,
               "noise_px": NOISE_PX, "frames": args.frames, "tolerance": args.tolerance,
-              **compile_times()}
+              **({} if args.no_compile_times else compile_times())}
     model = load_face_model()
     region = face_region_vertices(model)
     compile_probe()  # warm this process's cache
     report["sizes"] = [run_size(model, region, size, args.frames, args.tolerance)
                        for size in SIZES]
     report["keyframe_refinement_s_478"] = round(keyframe_refinement_seconds(model, 478), 2)
-    text = json.dumps(report, indent=2)
-    print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text + "\n")
+    print(write_json(report, args.out))
     return 0
 
 

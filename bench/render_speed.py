@@ -6,13 +6,11 @@
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import time
 
-os.environ.setdefault("NUMBA_NUM_THREADS", "1")
-os.environ.setdefault("OMP_NUM_THREADS", "1")
+from .machine import single_thread_env, write_json
+
+single_thread_env()
 
 import numpy as np  # noqa: E402
 
@@ -20,14 +18,6 @@ from densecap.solver import load_face_model, mesh  # noqa: E402
 from densecap.solver.conventions import THETA_SIZE, THETA_TRANSLATION, theta_rotation  # noqa: E402
 from densecap.training.render import (HeadScene, PinholeCamera, model_to_camera,  # noqa: E402
                                       rasterize, render_head)
-
-
-def _cpu() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as info:
-            return next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor()
 
 
 def main(argv=None) -> int:
@@ -54,7 +44,6 @@ def main(argv=None) -> int:
         return 1000 * (time.perf_counter() - start) / args.repeat
 
     result = {
-        "cpu": _cpu(),
         "size_px": args.size,
         "triangles_drawn": int(len(scene.triangles)),
         "render_head_ms": round(per_call_ms(lambda: render_head(scene, points, camera)), 3),
@@ -63,7 +52,7 @@ def main(argv=None) -> int:
         # Not part of the render: solver.model.mesh over all 26,719 vertices.
         "pose_mesh_numpy_ms": round(per_call_ms(lambda: mesh(model, beta, psi, theta)), 3),
     }
-    print(json.dumps(result, indent=2))
+    print(write_json(result, None))
     return 0
 
 

@@ -8,13 +8,12 @@ Times are the best of `--repeats` runs, in seconds, single-threaded numpy.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import time
+from pathlib import Path
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-os.environ.setdefault("NUMBA_NUM_THREADS", "1")
+from .machine import single_thread_env, write_json
+
+single_thread_env()
 
 import bpy  # noqa: E402
 import numpy as np  # noqa: E402
@@ -40,25 +39,14 @@ def _timed(function, *args) -> float:
     return time.perf_counter() - start
 
 
-def _cpu() -> str:
-    with open("/proc/cpuinfo") as cpuinfo:
-        for line in cpuinfo:
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor()
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--frames", type=int, default=3000)
-    parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args(argv)
+def measure(num_frames: int, repeats: int) -> dict:
+    """Seconds (best of `repeats`) to build the rig and write `num_frames` of animation."""
     model = load_face_model()
     beta = np.zeros(model.num_identity)
     rng = np.random.default_rng(0)
-    psi = rng.uniform(0.0, 1.0, size=(args.frames, model.num_expressions))
-    theta = rng.uniform(-0.3, 0.3, size=(args.frames, 18))
-    frames = np.arange(1, args.frames + 1)
+    psi = rng.uniform(0.0, 1.0, size=(num_frames, model.num_expressions))
+    theta = rng.uniform(-0.3, 0.3, size=(num_frames, 18))
+    frames = np.arange(1, num_frames + 1)
 
     def keyframes() -> float:
         return _timed(write_rig_animation, create_rig(model, beta), frames, psi, theta)
@@ -66,16 +54,24 @@ def main(argv: list[str] | None = None) -> None:
     def pose() -> float:
         return _timed(pose_rig, create_rig(model, beta), psi[0], theta[0])
 
-    print(json.dumps({
+    return {
         "bpy": bpy.app.version_string,
-        "cpu": _cpu(),
-        "rig_data_seconds": _best(lambda: _timed(build_mesh_data, model, beta), args.repeats),
-        "create_rig_seconds": _best(lambda: _timed(create_rig, model, beta), args.repeats),
-        "write_keyframes_seconds": _best(keyframes, args.repeats),
-        "keyframed_frames": args.frames,
+        "rig_data_seconds": _best(lambda: _timed(build_mesh_data, model, beta), repeats),
+        "create_rig_seconds": _best(lambda: _timed(create_rig, model, beta), repeats),
+        "write_keyframes_seconds": _best(keyframes, repeats),
+        "keyframed_frames": num_frames,
         "keyframed_curves": model.num_expressions + 5 * 4 + 3,
-        "pose_rig_seconds": _best(pose, args.repeats),
-    }, indent=1))
+        "pose_rig_seconds": _best(pose, repeats),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=3000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", type=Path, help="also write the JSON here")
+    args = parser.parse_args(argv)
+    print(write_json(measure(args.frames, args.repeats), args.out))
 
 
 if __name__ == "__main__":
