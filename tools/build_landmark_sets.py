@@ -8,10 +8,11 @@ Each set is, in order:
 1. the 68 iBUG points (`model.landmark_embedding("ibug68")`), so the 68-point
    evaluation reads the first 68 landmarks of any dense prediction;
 2. iris points per eye (subject's right eye, ICT `_R`, first): `iris_rim` points at
-   `IRIS_DEG` from the optical axis on the inner eyeball sphere (the iris border renders
-   draw), then `pupil_rim` points at `PUPIL_DEG` (the pupil border), evenly spaced in
-   angle starting from the top and going towards the subject's left; the iris centre is
-   the mean of the rim;
+   `IRIS_RIM_DEG` from the optical axis on the inner eyeball sphere (just inside the iris
+   border that renders draw), then `pupil_rim` points at `PUPIL_DEG` (the pupil border),
+   evenly spaced in angle starting from the top and going towards the subject's left,
+   each where the ray from the eye centre leaves the surface; the iris centre is the
+   mean of the rim;
 3. points chosen by weighted farthest-point sampling (below) from the centroids of the
    candidate triangles, until the set has its size.
 
@@ -54,8 +55,7 @@ import numpy as np
 from ..solver import load_face_model
 from ..solver.face_model import FaceModel
 from ..solver.model import landmark_vertex_ids, vertices2landmarks
-from ..training.render.head import IRIS_DEG, PUPIL_DEG, eye_geometry
-from ..training.render.surface import closest_surface_points
+from ..training.render.head import PUPIL_DEG, eye_geometry
 from .build_assets import EMBEDDINGS_DIR, PARTS
 
 REGION_NAMES = ("ibug", "iris", "face", "head", "inner_mouth", "teeth")
@@ -74,6 +74,9 @@ FEATURES = (
     ("nose", tuple(range(27, 36)), False, 0.4, 0.6),
 )
 INNER_MOUTH_RADIUS = 1.6
+#: Angle (degrees from the optical axis) of the iris-rim points: just inside the drawn
+#: iris border (render.head.IRIS_DEG = 24), where ICT's iris dome steps down to the sphere.
+IRIS_RIM_DEG = 22.5
 TEETH_MIN_NZ = 0.5
 TEETH_DEPTH = 0.8
 
@@ -178,40 +181,59 @@ def weighted_farthest_points(points: np.ndarray, weights: np.ndarray, layers: np
     return picked
 
 
+def _outermost_hit(corners: np.ndarray, origin: np.ndarray, direction: np.ndarray
+                   ) -> tuple[int, np.ndarray]:
+    """The farthest intersection of the ray origin + t direction (t > 0) with triangles
+    (T, 3, 3): (triangle index, barycentric (3,)) (Moller-Trumbore)."""
+    a, b, c = corners[:, 0], corners[:, 1], corners[:, 2]
+    e1, e2 = b - a, c - a
+    p = np.cross(direction, e2)
+    det = (e1 * p).sum(1)
+    safe = np.where(np.abs(det) < 1e-12, 1e-12, det)
+    s = origin - a
+    u = (s * p).sum(1) / safe
+    q = np.cross(s, e1)
+    v = (q * direction).sum(1) / safe
+    t = (e2 * q).sum(1) / safe
+    hit = (np.abs(det) >= 1e-12) & (u >= 0) & (v >= 0) & (u + v <= 1) & (t > 0)
+    if not hit.any():
+        raise ValueError("the ray meets no triangle")
+    best = int(np.argmax(np.where(hit, t, -np.inf)))
+    return best, np.array([1.0 - u[best] - v[best], u[best], v[best]])
+
+
 def iris_embedding(model: FaceModel, iris_rim: int, pupil_rim: int
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Iris and pupil rim points of both eyes (right eye first) on the inner eyeball sphere.
+    """Iris and pupil rim points of both eyes (right eye first) on the inner eyeball
+    sphere: the outermost surface along the rays from the eye centre at IRIS_RIM_DEG and
+    PUPIL_DEG from the optical axis.
 
     Returns triangles (k,) int32, barycentric (k, 3) float64 and points (k, 3) on the neutral.
     """
     neutral = model.neutral.astype(np.float64)
-    triangles, barycentric, points = [], [], []
+    triangles, barycentric = [], []
     for side in "RL":
         centre, axis, inner = eye_geometry(neutral, side)
         allowed = _triangles_within(model, inner)
-        radius = np.linalg.norm(neutral[inner] - centre, axis=1).mean()
+        corners = neutral[model.triangles[allowed]]
         # Rim direction 0 points up (+Y) orthogonal to the axis; then towards +X.
         up = np.array([0.0, 1.0, 0.0]) - axis[1] * axis
         up /= np.linalg.norm(up)
         side_axis = np.cross(up, axis)
         if side_axis[0] < 0:
             side_axis = -side_axis
-        targets = []
-        for count, degrees in ((iris_rim, IRIS_DEG), (pupil_rim, PUPIL_DEG)):
+        for count, degrees in ((iris_rim, IRIS_RIM_DEG), (pupil_rim, PUPIL_DEG)):
             angle = np.radians(degrees)
             for phi in 2 * np.pi * np.arange(count) / max(count, 1):
                 direction = (np.cos(angle) * axis
                              + np.sin(angle) * (np.cos(phi) * up + np.sin(phi) * side_axis))
-                targets.append(centre + radius * direction)
-        if not targets:
-            continue
-        tri, bary, _ = closest_surface_points(neutral, model.triangles, allowed, np.array(targets))
-        triangles.append(tri)
-        barycentric.append(bary)
-        points.append(vertices2landmarks(neutral, model.triangles[tri], bary))
-    if not triangles:
-        return np.zeros(0, np.int32), np.zeros((0, 3)), np.zeros((0, 3))
-    return np.concatenate(triangles), np.vstack(barycentric), np.vstack(points)
+                tri, bary = _outermost_hit(corners, centre, direction)
+                triangles.append(allowed[tri])
+                barycentric.append(bary)
+    triangles = np.asarray(triangles, dtype=np.int32)
+    barycentric = np.asarray(barycentric, dtype=np.float64).reshape(-1, 3)
+    return triangles, barycentric, vertices2landmarks(neutral, model.triangles[triangles],
+                                                      barycentric)
 
 
 def build_set(model: FaceModel, spec: SetSpec) -> dict[str, np.ndarray]:

@@ -34,7 +34,7 @@ import cv2
 import numpy as np
 
 from ..landmarks.roi import CropLayout, RoiTransform, align_face
-from ..solver.conventions import NUM_JOINTS, THETA_SIZE, theta_rotation
+from ..solver.conventions import MODEL_TO_OPENCV, NUM_JOINTS, THETA_SIZE, theta_rotation
 from ..solver.face_model import FaceModel
 from ..solver.model import forward_kinematics, joints, landmark_vertex_ids, rodrigues
 from .render import Albedo, HeadScene, PinholeCamera, model_to_camera, render_head
@@ -47,7 +47,9 @@ CROP_LAYOUT = CropLayout(eye_distance=0.25, eye_y=0.42, mouth_y=0.71)
 RIGHT_EYE_IDS = tuple(range(36, 42))
 LEFT_EYE_IDS = tuple(range(42, 48))
 MOUTH_IDS = tuple(range(48, 60))
-#: A landmark counts as visible when it is at most this far (cm) behind the depth buffer.
+#: A landmark counts as visible when it is at most this far (cm) behind the depth buffer
+#: and the pixel shows the same part (material, face and back of head as one): a thin
+#: part in front (lashes, the sclera's rim over the iris, teeth behind lips) hides it.
 VISIBLE_DEPTH_CM = 0.3
 #: Nominal focal length (px) of the camera before cropping (only the ratio to the crop
 #: matters; the head's off-axis angle and distance set the perspective).
@@ -107,14 +109,28 @@ class Sample:
     visible : (L,) bool, in front of the head surface and not under an occluder
     triangle_id : (S, S) int32, the head render's triangle per pixel (index into
         FaceModel.triangles, -1 background), before occluders
-    depth : (L,) float32, camera z of each landmark (cm)
+    scene : SceneParameters it was rendered from
     """
 
     image: np.ndarray
     landmarks: np.ndarray
     visible: np.ndarray
     triangle_id: np.ndarray = field(repr=False)
-    depth: np.ndarray = field(repr=False)
+    scene: "SceneParameters" = field(repr=False)
+
+
+@dataclass(frozen=True)
+class SceneParameters:
+    """What a sample shows: the face beta (B,), psi (E,), theta (18,) (model space), the
+    crop camera's extrinsics x_cam = rotation (3, 3) @ x + translation (3,), and the crop
+    camera (PinholeCamera)."""
+
+    beta: np.ndarray
+    psi: np.ndarray
+    theta: np.ndarray
+    rotation: np.ndarray
+    translation: np.ndarray
+    camera: PinholeCamera
 
 
 class PosedMesh:
@@ -247,20 +263,18 @@ def random_face(rng: np.random.Generator, model: FaceModel, config: SyntheticCon
     return beta, psi, theta
 
 
-def crop_camera(points: np.ndarray, roi: RoiTransform, focal: float
-                ) -> tuple[np.ndarray, PinholeCamera]:
-    """Render straight into a crop: camera points (N, 3) of a camera with focal `focal` and
-    principal point (0, 0) -> the points rolled about the optical axis (N, 3) and the
-    camera whose image is ``roi``'s crop of the original image."""
-    linear = roi.matrix[:, :2]
+def crop_camera(roi: RoiTransform, focal: float) -> tuple[np.ndarray, PinholeCamera]:
+    """Render straight into a crop. For an image of a camera with focal `focal` and
+    principal point (0, 0), returns the roll (3, 3) to apply to its camera-space points and
+    the camera whose image of the rolled points is ``roi``'s crop of the original image."""
     scale = roi.scale
     roll = np.eye(3)
-    roll[:2, :2] = linear / scale
+    roll[:2, :2] = roi.matrix[:, :2] / scale
     principal = roi.matrix[:, 2]
     camera = PinholeCamera(focal=focal * scale, principal_point=(float(principal[0]),
                                                                  float(principal[1])),
                            width=roi.size, height=roi.size)
-    return points @ roll.T, camera
+    return roll, camera
 
 
 def project(points: np.ndarray, camera: PinholeCamera) -> np.ndarray:
@@ -455,6 +469,10 @@ class SyntheticRenderer:
         self.albedo = AlbedoSampler(model, self.scene)
         self.mesh = PosedMesh(model)
         self.footage = footage or []
+        material = np.repeat(model.polygon_material, model.polygon_sizes - 2).astype(np.int16)
+        material[material == model.material_names.index("M_BackHead")] = \
+            model.material_names.index("M_Face")
+        self.part = np.append(material, -1)            # triangle -> part; -1 background
 
     def landmark_points(self, vertices: np.ndarray) -> np.ndarray:
         """(L, 3) landmark points from mesh vertices (N, 3)."""
@@ -470,15 +488,17 @@ class SyntheticRenderer:
         direction = rng.uniform(0, 2 * np.pi)
         translation = distance * np.array([np.tan(off_axis) * np.cos(direction),
                                            np.tan(off_axis) * np.sin(direction), 1.0])
-        vertices = model_to_camera(self.mesh(beta, psi, theta), translation=translation)
-        lmk = self.landmark_points(vertices)
+        posed = self.mesh(beta, psi, theta)
+        lmk = self.landmark_points(model_to_camera(posed, translation=translation))
         image_points = NOMINAL_FOCAL * lmk[:68, :2] / lmk[:68, 2:3]
         mouth = (image_points[list(MOUTH_IDS)].mean(0)
                  if rng.uniform() < config.align_with_mouth_prob else None)
         roi = align_face(image_points[list(RIGHT_EYE_IDS)].mean(0),
                          image_points[list(LEFT_EYE_IDS)].mean(0), config.size, mouth, CROP_LAYOUT)
         roi = jitter_roi(rng, roi, config)
-        vertices, camera = crop_camera(vertices, roi, NOMINAL_FOCAL)
+        roll, camera = crop_camera(roi, NOMINAL_FOCAL)
+        rotation, translation = roll @ MODEL_TO_OPENCV, roll @ translation
+        vertices = model_to_camera(posed, rotation, translation)
         lmk = self.landmark_points(vertices)
         if self.footage and rng.uniform() < config.footage_prob:
             background = footage_background(rng, self.footage, config.size)
@@ -494,9 +514,11 @@ class SyntheticRenderer:
         eyes = np.stack([points[list(RIGHT_EYE_IDS)].mean(0), points[list(LEFT_EYE_IDS)].mean(0)])
         occluded = draw_occluders(rng, image, eyes, config)
         image = augment(rng, image, config)
-        visible = _visible(points, lmk[:, 2], render.buffers.depth, occluded)
+        visible = _visible(points, lmk[:, 2], render.buffers.depth,
+                           self.part[render.buffers.triangle_id],
+                           self.part[self.embedding.triangles], occluded)
         return Sample(image, points.astype(np.float32), visible, render.buffers.triangle_id,
-                      lmk[:, 2].astype(np.float32))
+                      SceneParameters(beta, psi, theta, rotation, translation, camera))
 
     def batch(self, seed: int, start: int, count: int
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -508,13 +530,15 @@ class SyntheticRenderer:
 
 
 def _visible(points: np.ndarray, depth: np.ndarray, depth_buffer: np.ndarray,
-             occluded: np.ndarray) -> np.ndarray:
-    """(L,) bool: inside the crop, not behind the surface, not under an occluder."""
+             part_buffer: np.ndarray, part: np.ndarray, occluded: np.ndarray) -> np.ndarray:
+    """(L,) bool: inside the crop, not behind the surface or another part, not under an
+    occluder. points (L, 2) px, depth (L,) cm, part (L,); buffers (S, S)."""
     size = depth_buffer.shape[0]
     col = np.floor(points[:, 0]).astype(np.int64)
     row = np.floor(points[:, 1]).astype(np.int64)
     inside = (col >= 0) & (col < size) & (row >= 0) & (row < size)
     visible = np.zeros(len(points), dtype=bool)
     r, c = row[inside], col[inside]
-    visible[inside] = (depth[inside] <= depth_buffer[r, c] + VISIBLE_DEPTH_CM) & ~occluded[r, c]
+    visible[inside] = ((depth[inside] <= depth_buffer[r, c] + VISIBLE_DEPTH_CM)
+                       & (part_buffer[r, c] == part[inside]) & ~occluded[r, c])
     return visible

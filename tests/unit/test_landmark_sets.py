@@ -7,7 +7,7 @@ import pytest
 from densecap.solver.model import vertices2landmarks
 from densecap.tools import build_landmark_sets as sets
 from densecap.tools.build_assets import EMBEDDINGS_DIR
-from densecap.training.render.head import IRIS_DEG, PUPIL_DEG, eye_geometry
+from densecap.training.render.head import PUPIL_DEG, eye_geometry
 
 
 @pytest.fixture(scope="module")
@@ -71,8 +71,8 @@ def test_iris_points_on_the_iris_border(built, face_model):
         centre, axis, _ = eye_geometry(neutral, side)
         eye = points[k * per_eye:(k + 1) * per_eye] - centre
         angle = np.degrees(np.arccos(eye @ axis / np.linalg.norm(eye, axis=1)))
-        np.testing.assert_allclose(angle[:spec.iris_rim], IRIS_DEG, atol=1.5)
-        np.testing.assert_allclose(angle[spec.iris_rim:], PUPIL_DEG, atol=1.5)
+        np.testing.assert_allclose(angle[:spec.iris_rim], sets.IRIS_RIM_DEG, atol=0.01)
+        np.testing.assert_allclose(angle[spec.iris_rim:], PUPIL_DEG, atol=0.01)
 
 
 def test_weighted_farthest_points_spacing_follows_weight():
