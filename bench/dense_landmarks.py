@@ -101,14 +101,14 @@ def devset_nme(network, size: int, images: list, labels: np.ndarray) -> dict:
                          size, points[list(MOUTH_IDS)].mean(0), CROP_LAYOUT)
         crops.append(crop(image, roi))
         rois.append(roi)
-    mu, _ = decode(predict(network, np.stack(crops), size)[:, :68], size)
+    mu, _ = decode(predict(network, np.stack(crops))[:, :68], size)
     mu = np.stack([roi.to_image(m) for roi, m in zip(rois, mu)])
     return {"images": len(images), "nme_ibug68_oracle_roi": round(nme(mu, labels), 5)}
 
 
 def evaluate_run(run: Path, images, labels, visible, repeat: int, devset=None) -> dict:
     config, network, step = load_network(run)
-    mu, sigma = decode(predict(network, images, config.size), config.size)
+    mu, sigma = decode(predict(network, images), config.size)
     result = {
         "run": str(run), "loss": config.loss, "width": config.width, "size_px": config.size,
         "train_images": config.images, "steps": step,

@@ -128,11 +128,10 @@ def load_shards(paths: list[Path]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
                  for key in ("images", "landmarks", "visible"))
 
 
-def to_tensors(images: np.ndarray, landmarks: np.ndarray, size: int
-               ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(n, S, S, 3) uint8 and (n, L, 2) px -> (n, 3, S, S) float32 and (n, L, 2) normalised."""
-    x = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2))).float()
-    return x, torch.from_numpy(to_normalised(landmarks, size).astype(np.float32))
+def image_tensor(images: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """(n, S, S, 3) uint8 -> (n, 3, S, S) float32 network input."""
+    images = torch.as_tensor(images)
+    return images.permute(0, 3, 1, 2).float().contiguous()
 
 
 # ----------------------------------------------------------------------------- training
@@ -197,7 +196,8 @@ def train(config: TrainConfig, run: Path, images: np.ndarray, landmarks: np.ndar
     weights = torch.from_numpy(landmark_weights(config.landmark_set, config.weights,
                                                 num_landmarks))
     loss_function = LOSSES[config.loss]
-    x_all, y_all = to_tensors(images, landmarks, config.size)
+    x_all = torch.from_numpy(images)                                   # uint8, per batch to float
+    y_all = torch.from_numpy(to_normalised(landmarks, config.size).astype(np.float32))
     start = time.perf_counter()
     losses = []
     network.train()
@@ -208,7 +208,7 @@ def train(config: TrainConfig, run: Path, images: np.ndarray, landmarks: np.ndar
             for group in optimiser.param_groups:
                 group["lr"] = learning_rate(config, step)
             index = torch.from_numpy(batch_indices(config, len(x_all), step))
-            loss = loss_function(network(x_all[index]), y_all[index], weights)
+            loss = loss_function(network(image_tensor(x_all[index])), y_all[index], weights)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
@@ -256,15 +256,13 @@ def load_network(run: Path) -> tuple[TrainConfig, DenseLandmarkNet, int]:
     return config, network.eval(), int(state["step"])
 
 
-def predict(network: DenseLandmarkNet, images: np.ndarray, size: int, batch: int = 64
+def predict(network: DenseLandmarkNet, images: np.ndarray, batch: int = 64
             ) -> np.ndarray:
     """Raw outputs (n, L, 3) float32 for images (n, S, S, 3) uint8."""
     outputs = []
     with torch.no_grad():
         for start in range(0, len(images), batch):
-            x, _ = to_tensors(images[start:start + batch],
-                              np.zeros((len(images[start:start + batch]), 1, 2), np.float32), size)
-            outputs.append(network(x).numpy())
+            outputs.append(network(image_tensor(images[start:start + batch])).numpy())
     return np.concatenate(outputs)
 
 
