@@ -27,6 +27,7 @@ under an occluder). The networks take the crop as BGR, like the front end's fram
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -163,7 +164,7 @@ class AlbedoSampler:
 
     SLOTS = tuple(Albedo.__dataclass_fields__)
 
-    def __init__(self, model: FaceModel, scene: HeadScene):
+    def __init__(self, model: FaceModel):
         zero = {slot: (0.0, 0.0, 0.0) for slot in self.SLOTS}
         self.mix = np.stack([
             HeadScene.from_model(model, Albedo(**{**zero, slot: (1.0, 1.0, 1.0)})).albedo[:, 0]
@@ -171,7 +172,9 @@ class AlbedoSampler:
         neutral = model.neutral.astype(np.float64)
         self.positions = neutral
         skin = self.mix[:, self.SLOTS.index("skin")]
-        ibug = landmark_vertex_ids(model, model.landmark_embedding("ibug68"))[:, 0]
+        embedding = model.landmark_embedding("ibug68")
+        ibug = landmark_vertex_ids(model, embedding)[np.arange(len(embedding)),
+                                                      embedding.barycentric.argmax(1)]
         nose_y = neutral[ibug[33], 1]
         jaw = (neutral[:, 1] < nose_y) & (neutral[:, 2] > neutral[ibug[0], 2] - 1.0)
         self.stubble = skin * jaw * (neutral[:, 1] > neutral[ibug[8], 1] - 3.0)
@@ -466,13 +469,20 @@ class SyntheticRenderer:
         self.embedding = model.landmark_embedding(landmark_set)
         self.corner_ids = landmark_vertex_ids(model, self.embedding)
         self.scene = HeadScene.from_model(model)
-        self.albedo = AlbedoSampler(model, self.scene)
+        self.albedo = AlbedoSampler(model)
         self.mesh = PosedMesh(model)
         self.footage = footage or []
         material = np.repeat(model.polygon_material, model.polygon_sizes - 2).astype(np.int16)
         material[material == model.material_names.index("M_BackHead")] = \
             model.material_names.index("M_Face")
         self.part = np.append(material, -1)            # triangle -> part; -1 background
+
+    def with_config(self, config: SyntheticConfig) -> "SyntheticRenderer":
+        """The same renderer (model, landmark set, footage) with another config, sharing
+        the precomputed scene data."""
+        other = copy.copy(self)
+        other.config = config
+        return other
 
     def landmark_points(self, vertices: np.ndarray) -> np.ndarray:
         """(L, 3) landmark points from mesh vertices (N, 3)."""

@@ -10,7 +10,8 @@ from densecap.solver.problem import landmark_points  # noqa: E402
 from densecap.training.export import export_onnx, parity  # noqa: E402
 from densecap.training.network import (DenseLandmarkNet, decode, gnll_loss,  # noqa: E402
                                        l2_loss, to_normalised)
-from densecap.training.synthetic import SyntheticConfig, SyntheticRenderer  # noqa: E402
+from densecap.training.synthetic import (CROP_LAYOUT, LEFT_EYE_IDS,  # noqa: E402
+                                         RIGHT_EYE_IDS, SyntheticConfig, SyntheticRenderer)
 from densecap.training.train import TrainConfig, batch_indices, train  # noqa: E402
 
 LANDMARK_SET = "dense320"
@@ -19,6 +20,11 @@ LANDMARK_SET = "dense320"
 @pytest.fixture(scope="module")
 def renderer(face_model):
     return SyntheticRenderer(face_model, LANDMARK_SET, SyntheticConfig(size=384))
+
+
+@pytest.fixture(scope="module")
+def small(renderer):
+    return renderer.with_config(SyntheticConfig(size=64))
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +37,15 @@ def test_deterministic(renderer, samples):
     np.testing.assert_array_equal(again.image, samples[1].image)
     np.testing.assert_array_equal(again.landmarks, samples[1].landmarks)
     assert not np.array_equal(samples[0].image, samples[1].image)
+
+
+def test_crop_places_the_eyes_like_the_front_end(renderer):
+    """Without jitter, the eye centres (iBUG means) land on CROP_LAYOUT's targets."""
+    config = SyntheticConfig(size=96, jitter_rotation=0.0, jitter_scale=0.0, jitter_shift=0.0,
+                             align_with_mouth_prob=0.0)
+    sample = renderer.with_config(config).sample(5, 0)
+    eyes = [sample.landmarks[list(ids)].mean(0) for ids in (RIGHT_EYE_IDS, LEFT_EYE_IDS)]
+    np.testing.assert_allclose(eyes, CROP_LAYOUT.targets(96)[:2], atol=1e-3)
 
 
 def test_labels_are_projections_of_the_embedded_points(face_model, samples):
@@ -98,20 +113,19 @@ def test_batches_cover_each_epoch():
     np.testing.assert_array_equal(batch_indices(config, 10, 3), batch_indices(config, 10, 3))
 
 
-def test_training_steps_reduce_the_loss_resume_and_export(face_model, tmp_path):
-    size = 64
-    small = SyntheticRenderer(face_model, LANDMARK_SET, SyntheticConfig(size=size))
+def test_training_steps_reduce_the_loss_resume_and_export(small, tmp_path):
+    size = small.config.size
     images, landmarks, _ = small.batch(3, 0, 8)
     config = TrainConfig(landmark_set=LANDMARK_SET, size=size, width=0.25, images=8, shard=8,
-                         steps=30, batch=8, lr=3e-3, seed=0)
+                         steps=20, batch=8, lr=3e-3, seed=0)
     torch.set_num_threads(1)
     network, result = train(config, tmp_path / "run", images, landmarks)
-    assert result.finished and result.step == 30
+    assert result.finished and result.step == 20
     losses = [loss for _, loss in result.losses]
     assert np.mean(losses[-5:]) < np.mean(losses[:5]) - 1.0
     # Same command again: resumes from the checkpoint at the end, no more steps.
     _, resumed = train(config, tmp_path / "run", images, landmarks)
-    assert resumed.step == 30 and resumed.losses == []
+    assert resumed.step == 20 and resumed.losses == []
     with pytest.raises(ValueError):
         train(TrainConfig(**{**config.__dict__, "lr": 1e-3}), tmp_path / "run", images, landmarks)
     # ONNX round trip (float32 exact, float16 weights close).
