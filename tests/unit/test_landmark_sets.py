@@ -17,9 +17,23 @@ def built(face_model):
 
 @pytest.mark.parametrize("name", sorted(sets.SETS))
 def test_committed_file_is_the_build(built, name):
+    """Equal to a fresh build, except that mirror-twin candidates (equal scores on the
+    symmetric mesh, split by the last bit of another numpy's arithmetic) may come in
+    swapped order as two consecutive picks."""
+    fresh = built[name]
     with np.load(EMBEDDINGS_DIR / f"{name}_embedding.npz", allow_pickle=False) as data:
-        for key, value in built[name].items():
-            np.testing.assert_array_equal(data[key], value, err_msg=key)
+        committed = {key: data[key] for key in data.files}
+    assert sorted(committed) == sorted(fresh)
+    order = np.arange(len(fresh["triangles"]))
+    for i in np.nonzero(committed["triangles"] != fresh["triangles"])[0]:
+        twin = [j for j in (i - 1, i + 1) if 0 <= j < len(order)
+                and fresh["triangles"][j] == committed["triangles"][i]]
+        spec = sets.SETS[name]
+        assert twin and i >= 68 + 2 * (spec.iris_rim + spec.pupil_rim), f"landmark {i} differs"
+        order[i] = twin[0]
+    for key, value in fresh.items():
+        expected = value if key == "region_names" else value[order]
+        np.testing.assert_array_equal(committed[key], expected, err_msg=key)
 
 
 @pytest.mark.parametrize("name", sorted(sets.SETS))
