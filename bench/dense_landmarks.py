@@ -131,6 +131,7 @@ def evaluate_run(run: Path, images, labels, visible, repeat: int, devset=None) -
         _, train_labels, _ = load_shards(shards)
         mean = np.broadcast_to(train_labels.mean(0), labels.shape)
         result["nme_all_mean_shape_reference"] = round(nme(mean, labels), 5)
+        result["nme_ibug68_mean_shape_reference"] = round(nme(mean[:, :68], labels[:, :68]), 5)
     for fp16 in (False, True):
         path = export_onnx(network, config.size, run / f"model{'_fp16' if fp16 else ''}.onnx",
                            config.landmark_set, fp16)
