@@ -8,9 +8,10 @@ Held-out crops: samples 0..N-1 of the stream seed + training.train.HELD_OUT_OFFS
 first run's config (never seen in training), at its crop size, footage backgrounds
 included. Per run:
 
-- NME: mean landmark error over the distance between the outer eye corners (iBUG 36 and
-  45 of the label), per image, then averaged; over all landmarks (occluded included),
-  the visible ones, and the 68 iBUG points (the first 68 of every dense set);
+- NME: per image, the mean landmark error over the distance between the outer eye
+  corners (iBUG 36 and 45 of the label; "iod") or over sqrt(w h) of the label's iBUG-68
+  box ("bbox"), then the mean and the median over images; over all landmarks (occluded
+  included), the visible ones, and the 68 iBUG points (the first 68 of every dense set);
 - calibration: the fraction of landmarks whose error is within 1 and 2 sigma (a 2D
   isotropic Gaussian gives 39.3 % and 86.5 %);
 - latency: onnxruntime, one thread, batch 1, median over --repeat runs, float32 and
@@ -55,14 +56,33 @@ from densecap.training.train import (HELD_OUT_OFFSET, load_network, load_shards,
 GAUSSIAN_WITHIN = {1: 1 - np.exp(-0.5), 2: 1 - np.exp(-2.0)}
 
 
-def nme(mu: np.ndarray, labels: np.ndarray, mask: np.ndarray | None = None) -> float:
-    """Mean over images of the mean error (over `mask`ed landmarks) / outer-eye-corner
-    distance. mu, labels (n, L, 2); mask (n, L) bool or None."""
+def per_image_nme(mu: np.ndarray, labels: np.ndarray, mask: np.ndarray | None = None,
+                  norm: str = "iod") -> np.ndarray:
+    """Per-image mean error over the `mask`ed landmarks (n,), divided by the outer-eye-corner
+    distance ("iod", iBUG 36-45 of the label) or by sqrt(w h) of the label's iBUG-68 box
+    ("bbox", as ../shared/devset/nme.py); images without a masked landmark are NaN.
+    mu, labels (n, L, 2); mask (n, L) bool or None."""
     error = np.linalg.norm(mu - labels, axis=-1)
-    ocular = np.linalg.norm(labels[:, 36] - labels[:, 45], axis=-1)
     mask = np.ones(error.shape, dtype=bool) if mask is None else mask
-    per_image = (error * mask).sum(1) / np.maximum(mask.sum(1), 1) / ocular
-    return float(per_image[mask.any(1)].mean())
+    if norm == "iod":
+        scale = np.linalg.norm(labels[:, 36] - labels[:, 45], axis=-1)
+    else:
+        size = labels[:, :68].max(1) - labels[:, :68].min(1)
+        scale = np.sqrt(size[:, 0] * size[:, 1])
+    count = mask.sum(1)
+    return np.where(count > 0, (error * mask).sum(1) / np.maximum(count, 1) / scale, np.nan)
+
+
+def nme(mu, labels, mask=None) -> dict:
+    """Mean and median over images of the per-image NME, both normalisations. The
+    inter-ocular distance shrinks towards zero in profile views, so its mean is dominated
+    by the few near-profile crops: read its median, or the bbox one."""
+    result = {}
+    for norm in ("iod", "bbox"):
+        values = per_image_nme(mu, labels, mask, norm)
+        result[f"{norm}_mean"] = round(float(np.nanmean(values)), 5)
+        result[f"{norm}_median"] = round(float(np.nanmedian(values)), 5)
+    return result
 
 
 def calibration(mu, sigma, labels, mask=None) -> dict:
@@ -103,7 +123,7 @@ def devset_nme(network, size: int, images: list, labels: np.ndarray) -> dict:
         rois.append(roi)
     mu, _ = decode(predict(network, np.stack(crops))[:, :68], size)
     mu = np.stack([roi.to_image(m) for roi, m in zip(rois, mu)])
-    return {"images": len(images), "nme_ibug68_oracle_roi": round(nme(mu, labels), 5)}
+    return {"images": len(images), "nme_ibug68_oracle_roi": nme(mu, labels)}
 
 
 def evaluate_run(run: Path, images, labels, visible, repeat: int, devset=None) -> dict:
@@ -113,10 +133,10 @@ def evaluate_run(run: Path, images, labels, visible, repeat: int, devset=None) -
         "run": str(run), "loss": config.loss, "width": config.width, "size_px": config.size,
         "train_images": config.images, "steps": step,
         "parameters": int(sum(p.numel() for p in network.parameters())),
-        "nme_all": round(nme(mu, labels), 5),
-        "nme_visible": round(nme(mu, labels, visible), 5),
-        "nme_ibug68": round(nme(mu[:, :68], labels[:, :68]), 5),
-        "nme_ibug68_visible": round(nme(mu[:, :68], labels[:, :68], visible[:, :68]), 5),
+        "nme_all": nme(mu, labels),
+        "nme_visible": nme(mu, labels, visible),
+        "nme_ibug68": nme(mu[:, :68], labels[:, :68]),
+        "nme_ibug68_visible": nme(mu[:, :68], labels[:, :68], visible[:, :68]),
         "median_error_px": round(float(np.median(np.linalg.norm(mu - labels, axis=-1))), 3),
     }
     if config.loss == "gnll":
@@ -130,8 +150,8 @@ def evaluate_run(run: Path, images, labels, visible, repeat: int, devset=None) -
     if shards:
         _, train_labels, _ = load_shards(shards)
         mean = np.broadcast_to(train_labels.mean(0), labels.shape)
-        result["nme_all_mean_shape_reference"] = round(nme(mean, labels), 5)
-        result["nme_ibug68_mean_shape_reference"] = round(nme(mean[:, :68], labels[:, :68]), 5)
+        result["nme_all_mean_shape_reference"] = nme(mean, labels)
+        result["nme_ibug68_mean_shape_reference"] = nme(mean[:, :68], labels[:, :68])
     for fp16 in (False, True):
         path = export_onnx(network, config.size, run / f"model{'_fp16' if fp16 else ''}.onnx",
                            config.landmark_set, fp16)

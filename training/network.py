@@ -89,6 +89,12 @@ class DenseLandmarkNet(nn.Module):
             self.head.bias.view(num_landmarks, 3)[:, :2] = 0.0
             self.head.bias.view(num_landmarks, 3)[:, 2] = -2.3
 
+    def set_mean_positions(self, mean: np.ndarray) -> None:
+        """Start the position outputs at `mean` (L, 2), normalised units (the head's bias)."""
+        with torch.no_grad():
+            self.head.bias.view(self.num_landmarks, 3)[:, :2] = torch.as_tensor(
+                np.asarray(mean, dtype=np.float32))
+
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         x = (image - 127.5) / 64.0
         x = self.features(x).mean((2, 3))

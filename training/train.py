@@ -11,7 +11,9 @@ steps and when the time limit stops the run) and `log.jsonl`. Running the same c
 again resumes from the checkpoint; a different config in the same folder is an error.
 
 Optimiser: AdamW, learning rate warmed up linearly over the first 5 % of the steps, then
-cosine to zero. Batches: a fresh permutation of the dataset per epoch from (seed, epoch),
+cosine to zero. A fresh run starts its position outputs at the mean training label
+(`--init-mean`, default on): on 64 crops overfitted for 300 steps this halved the
+iBUG-68 error (median NME 0.066 -> 0.028) against starting at the crop centre. Batches: a fresh permutation of the dataset per epoch from (seed, epoch),
 so a resumed run sees the same batches as an uninterrupted one.
 """
 
@@ -54,6 +56,7 @@ class TrainConfig:
     lr: float = 2e-3
     weight_decay: float = 1e-4
     weights: str = "uniform"          # or "sampling": lambda_i = the set's sampling weight
+    init_mean: bool = True            # start the positions at the training labels' mean
     seed: int = 0
 
     def __post_init__(self):
@@ -193,6 +196,8 @@ def train(config: TrainConfig, run: Path, images: np.ndarray, landmarks: np.ndar
         network.load_state_dict(state["model"])
         optimiser.load_state_dict(state["optimiser"])
         step = int(state["step"])
+    elif config.init_mean:
+        network.set_mean_positions(to_normalised(landmarks.mean(0), config.size))
     weights = torch.from_numpy(landmark_weights(config.landmark_set, config.weights,
                                                 num_landmarks))
     loss_function = LOSSES[config.loss]
@@ -270,7 +275,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--run", type=Path, required=True)
     for name, value in asdict(TrainConfig()).items():
-        parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
+        kind = (lambda text: text.lower() in ("1", "true", "yes")) if isinstance(value, bool) \
+            else type(value)
+        parser.add_argument(f"--{name.replace('_', '-')}", type=kind, default=value)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--workers", type=int, default=1, help="processes rendering the dataset")
     parser.add_argument("--max-minutes", type=float, default=None)

@@ -141,3 +141,8 @@ def test_network_shape():
     with torch.no_grad():
         out = network(torch.zeros(2, 3, 64, 64))
     assert out.shape == (2, 5, 3)
+    mean = np.linspace(-0.5, 0.5, 10).reshape(5, 2)
+    network.set_mean_positions(mean)
+    with torch.no_grad():
+        out = network(torch.full((1, 3, 64, 64), 100.0))
+    np.testing.assert_allclose(out[0, :, :2].numpy(), mean, atol=0.05)
