@@ -130,7 +130,8 @@ def evaluate_run(run: Path, images, labels, visible, repeat: int, devset=None) -
     config, network, step = load_network(run)
     mu, sigma = decode(predict(network, images), config.size)
     result = {
-        "run": str(run), "loss": config.loss, "width": config.width, "size_px": config.size,
+        "run": str(run), "loss": config.loss, "init_mean": config.init_mean,
+        "width": config.width, "size_px": config.size,
         "train_images": config.images, "steps": step,
         "parameters": int(sum(p.numel() for p in network.parameters())),
         "nme_all": nme(mu, labels),
