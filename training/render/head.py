@@ -237,6 +237,14 @@ def _eyeball_parts(side: str) -> tuple[np.ndarray, np.ndarray]:
     return sclera, np.setdiff1d(eyeball, sclera)
 
 
+def eye_geometry(neutral: np.ndarray, side: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One eye of a mesh: centre (3,), optical axis (3,) and the vertex ids (n,) of the
+    inner (iris-textured) sphere that renders show inside the corneal cap; side "L" or "R"."""
+    sclera, inner = _eyeball_parts(side)
+    centre, axis = _eye_axis(np.asarray(neutral, dtype=np.float64), sclera)
+    return centre, axis, inner
+
+
 def _eye_axis(neutral: np.ndarray, sclera: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Centre (3,) and optical axis (3,) of an eye: the least-squares sphere centre of
     the sclera's back half, and the direction to the corneal apex (the sclera vertex

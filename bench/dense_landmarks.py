@@ -1,0 +1,195 @@
+"""Accuracy, sigma calibration and single-thread latency of trained dense landmark
+networks (training/) on synthetic held-out crops: prints JSON.
+
+    python -m bench.dense_landmarks --run build/training/dense320 [--run build/training/dense320_l2]
+        [--held-out 500] [--repeat 200]
+
+Held-out crops: samples 0..N-1 of the stream seed + training.train.HELD_OUT_OFFSET of the
+first run's config (never seen in training), at its crop size, footage backgrounds
+included. Per run:
+
+- NME: per image, the mean landmark error over the distance between the outer eye
+  corners (iBUG 36 and 45 of the label; "iod") or over sqrt(w h) of the label's iBUG-68
+  box ("bbox"), then the mean and the median over images; over all landmarks (occluded
+  included), the visible ones, and the 68 iBUG points (the first 68 of every dense set);
+- calibration: the fraction of landmarks whose error is within 1 and 2 sigma (a 2D
+  isotropic Gaussian gives 39.3 % and 86.5 %);
+- latency: onnxruntime, one thread, batch 1, median over --repeat runs, float32 and
+  float16-weight exports (written next to the checkpoint);
+- a reference: the NME of always predicting the training set's mean label positions;
+- with --devset DIR (devset format: images/ + landmarks68.json): the 68-point NME of the
+  network's first 68 landmarks on real images, each cropped by an oracle ROI
+  (`align_face` on the labelled eye and mouth centres, as training places crops), so it
+  measures the synthetic-to-real gap of the network alone, not a tracker (no detector,
+  no fit); not comparable to bench/landmarks_devset.py's detector-driven numbers.
+
+Several runs side by side make the GNLL-vs-L2 ablation (paper, Fig. 8).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+os.environ.setdefault("NUMBA_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from bench.realtime_fit import cpu_name  # noqa: E402
+from densecap.landmarks.roi import align_face, crop  # noqa: E402
+from densecap.solver import load_face_model  # noqa: E402
+from densecap.training.export import export_onnx, onnx_session  # noqa: E402
+from densecap.training.network import decode  # noqa: E402
+from densecap.training.synthetic import (CROP_LAYOUT, LEFT_EYE_IDS, MOUTH_IDS,  # noqa: E402
+                                         RIGHT_EYE_IDS, SyntheticConfig, SyntheticRenderer,
+                                         load_footage_frames)
+from densecap.training.train import (HELD_OUT_OFFSET, load_network, load_shards,  # noqa: E402
+                                     predict)
+
+#: 2D isotropic Gaussian: P(|d| <= k sigma) = 1 - exp(-k^2 / 2).
+GAUSSIAN_WITHIN = {1: 1 - np.exp(-0.5), 2: 1 - np.exp(-2.0)}
+
+
+def per_image_nme(mu: np.ndarray, labels: np.ndarray, mask: np.ndarray | None = None,
+                  norm: str = "iod") -> np.ndarray:
+    """Per-image mean error over the `mask`ed landmarks (n,), divided by the outer-eye-corner
+    distance ("iod", iBUG 36-45 of the label) or by sqrt(w h) of the label's iBUG-68 box
+    ("bbox", as ../shared/devset/nme.py); images without a masked landmark are NaN.
+    mu, labels (n, L, 2); mask (n, L) bool or None."""
+    error = np.linalg.norm(mu - labels, axis=-1)
+    mask = np.ones(error.shape, dtype=bool) if mask is None else mask
+    if norm == "iod":
+        scale = np.linalg.norm(labels[:, 36] - labels[:, 45], axis=-1)
+    else:
+        size = labels[:, :68].max(1) - labels[:, :68].min(1)
+        scale = np.sqrt(size[:, 0] * size[:, 1])
+    count = mask.sum(1)
+    return np.where(count > 0, (error * mask).sum(1) / np.maximum(count, 1) / scale, np.nan)
+
+
+def nme(mu, labels, mask=None) -> dict:
+    """Mean and median over images of the per-image NME, both normalisations. The
+    inter-ocular distance shrinks towards zero in profile views, so its mean is dominated
+    by the few near-profile crops: read its median, or the bbox one."""
+    result = {}
+    for norm in ("iod", "bbox"):
+        values = per_image_nme(mu, labels, mask, norm)
+        result[f"{norm}_mean"] = round(float(np.nanmean(values)), 5)
+        result[f"{norm}_median"] = round(float(np.nanmedian(values)), 5)
+    return result
+
+
+def calibration(mu, sigma, labels, mask=None) -> dict:
+    error = np.linalg.norm(mu - labels, axis=-1)
+    mask = np.ones(error.shape, dtype=bool) if mask is None else mask
+    return {f"within_{k}_sigma": round(float((error[mask] <= k * sigma[mask]).mean()), 4)
+            for k in GAUSSIAN_WITHIN}
+
+
+def latency_ms(path: Path, size: int, repeat: int) -> float:
+    session = onnx_session(path, threads=1)
+    x = np.random.default_rng(0).uniform(0, 255, (1, 3, size, size)).astype(np.float32)
+    for _ in range(10):
+        session.run(None, {"image": x})
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        session.run(None, {"image": x})
+        times.append(time.perf_counter() - start)
+    return round(1000 * float(np.median(times)), 3)
+
+
+def load_devset(folder: Path, limit: int | None) -> tuple[list[np.ndarray], np.ndarray]:
+    """BGR images and their 68-point labels (n, 68, 2), pixel-corner origin."""
+    labels = json.loads((folder / "landmarks68.json").read_text())["images"]
+    names = sorted(labels)[:limit]
+    images = [cv2.imread(str(folder / "images" / name), cv2.IMREAD_COLOR) for name in names]
+    return images, np.array([labels[name]["landmarks"] for name in names], dtype=np.float64)
+
+
+def devset_nme(network, size: int, images: list, labels: np.ndarray) -> dict:
+    """68-point NME (outer-eye-corner distance) with oracle crops (see the docstring)."""
+    crops, rois = [], []
+    for image, points in zip(images, labels):
+        roi = align_face(points[list(RIGHT_EYE_IDS)].mean(0), points[list(LEFT_EYE_IDS)].mean(0),
+                         size, points[list(MOUTH_IDS)].mean(0), CROP_LAYOUT)
+        crops.append(crop(image, roi))
+        rois.append(roi)
+    mu, _ = decode(predict(network, np.stack(crops))[:, :68], size)
+    mu = np.stack([roi.to_image(m) for roi, m in zip(rois, mu)])
+    return {"images": len(images), "nme_ibug68_oracle_roi": nme(mu, labels)}
+
+
+def evaluate_run(run: Path, images, labels, visible, repeat: int, devset=None) -> dict:
+    config, network, step = load_network(run)
+    mu, sigma = decode(predict(network, images), config.size)
+    result = {
+        "run": str(run), "loss": config.loss, "init_mean": config.init_mean,
+        "width": config.width, "size_px": config.size,
+        "train_images": config.images, "steps": step,
+        "parameters": int(sum(p.numel() for p in network.parameters())),
+        "nme_all": nme(mu, labels),
+        "nme_visible": nme(mu, labels, visible),
+        "nme_ibug68": nme(mu[:, :68], labels[:, :68]),
+        "nme_ibug68_visible": nme(mu[:, :68], labels[:, :68], visible[:, :68]),
+        "median_error_px": round(float(np.median(np.linalg.norm(mu - labels, axis=-1))), 3),
+    }
+    if config.loss == "gnll":
+        result["calibration_all"] = calibration(mu, sigma, labels)
+        result["calibration_visible"] = calibration(mu, sigma, labels, visible)
+        result["median_sigma_px_visible"] = round(float(np.median(sigma[visible])), 3)
+        result["median_sigma_px_occluded"] = round(float(np.median(sigma[~visible])), 3)
+    if devset is not None:
+        result["devset"] = devset_nme(network, config.size, *devset)
+    shards = sorted((run / "data").glob("shard_*.npz"))
+    if shards:
+        _, train_labels, _ = load_shards(shards)
+        mean = np.broadcast_to(train_labels.mean(0), labels.shape)
+        result["nme_all_mean_shape_reference"] = nme(mean, labels)
+        result["nme_ibug68_mean_shape_reference"] = nme(mean[:, :68], labels[:, :68])
+    for fp16 in (False, True):
+        path = export_onnx(network, config.size, run / f"model{'_fp16' if fp16 else ''}.onnx",
+                           config.landmark_set, fp16)
+        key = "fp16_weights" if fp16 else "fp32"
+        result[f"latency_ms_{key}"] = latency_ms(path, config.size, repeat)
+        result[f"onnx_bytes_{key}"] = path.stat().st_size
+    return result
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--run", type=Path, action="append", required=True)
+    parser.add_argument("--held-out", type=int, default=500)
+    parser.add_argument("--repeat", type=int, default=200)
+    parser.add_argument("--devset", type=Path, default=None, help="e.g. ../shared/devset")
+    parser.add_argument("--devset-limit", type=int, default=None)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    config, _, _ = load_network(args.run[0])
+    renderer = SyntheticRenderer(load_face_model(), config.landmark_set,
+                                 SyntheticConfig(size=config.size), load_footage_frames())
+    images, labels, visible = renderer.batch(config.seed + HELD_OUT_OFFSET, 0, args.held_out)
+    labels = labels.astype(np.float64)
+    devset = load_devset(args.devset, args.devset_limit) if args.devset else None
+    runs = [evaluate_run(run, images, labels, visible, args.repeat, devset) for run in args.run]
+    print(json.dumps({
+        "cpu": cpu_name(),
+        "threads": 1,
+        "landmark_set": config.landmark_set,
+        "held_out_images": args.held_out,
+        "held_out_visible_fraction": round(float(visible.mean()), 4),
+        "gaussian_within_1_2_sigma": [round(v, 4) for v in GAUSSIAN_WITHIN.values()],
+        "runs": runs,
+        "load_average_1min": round(os.getloadavg()[0], 2),
+    }, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,148 @@
+"""Smoke test of the dense landmark training stack: synthetic labels against the model,
+a few training steps with the loss falling, resume, and an ONNX round trip."""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from densecap.solver.problem import landmark_points  # noqa: E402
+from densecap.training.export import export_onnx, parity  # noqa: E402
+from densecap.training.network import (DenseLandmarkNet, decode, gnll_loss,  # noqa: E402
+                                       l2_loss, to_normalised)
+from densecap.training.synthetic import (CROP_LAYOUT, LEFT_EYE_IDS,  # noqa: E402
+                                         RIGHT_EYE_IDS, SyntheticConfig, SyntheticRenderer)
+from densecap.training.train import TrainConfig, batch_indices, train  # noqa: E402
+
+LANDMARK_SET = "dense320"
+
+
+@pytest.fixture(scope="module")
+def renderer(face_model):
+    return SyntheticRenderer(face_model, LANDMARK_SET, SyntheticConfig(size=384))
+
+
+@pytest.fixture(scope="module")
+def small(renderer):
+    return renderer.with_config(SyntheticConfig(size=64))
+
+
+@pytest.fixture(scope="module")
+def samples(renderer):
+    return [renderer.sample(7, k) for k in range(4)]
+
+
+def test_deterministic(renderer, samples):
+    again = renderer.sample(7, 1)
+    np.testing.assert_array_equal(again.image, samples[1].image)
+    np.testing.assert_array_equal(again.landmarks, samples[1].landmarks)
+    assert not np.array_equal(samples[0].image, samples[1].image)
+
+
+def test_crop_places_the_eyes_like_the_front_end(renderer):
+    """Without jitter, the eye centres (iBUG means) land on CROP_LAYOUT's targets."""
+    config = SyntheticConfig(size=96, jitter_rotation=0.0, jitter_scale=0.0, jitter_shift=0.0,
+                             align_with_mouth_prob=0.0)
+    sample = renderer.with_config(config).sample(5, 0)
+    eyes = [sample.landmarks[list(ids)].mean(0) for ids in (RIGHT_EYE_IDS, LEFT_EYE_IDS)]
+    np.testing.assert_allclose(eyes, CROP_LAYOUT.targets(96)[:2], atol=1e-3)
+
+
+def test_labels_are_projections_of_the_embedded_points(face_model, samples):
+    embedding = face_model.landmark_embedding(LANDMARK_SET)
+    for sample in samples:
+        scene = sample.scene
+        # The solver's own mesh (float64 reference) and camera, not the renderer's.
+        points = landmark_points(face_model, embedding, scene.beta, scene.psi, scene.theta)
+        camera_points = points @ scene.rotation.T + scene.translation
+        expected = (scene.camera.focal * camera_points[:, :2] / camera_points[:, 2:]
+                    + np.asarray(scene.camera.principal_point))
+        np.testing.assert_allclose(sample.landmarks, expected, atol=2e-3)
+
+
+def test_visible_landmarks_land_on_their_triangle(face_model, samples):
+    """At 384 px a face triangle covers a few pixels: the pixel under a visible landmark
+    shows its own triangle (or, for a point embedded at a vertex, one around it), else a
+    neighbour at the pixel's resolution (tiny ear/lip triangles, slanted skin)."""
+    embedding = face_model.landmark_embedding(LANDMARK_SET)
+    corners = face_model.triangles[embedding.triangles]                    # (L, 3)
+    own = near = checked = 0
+    for sample in samples:
+        for index in np.nonzero(sample.visible)[0]:
+            col, row = np.floor(sample.landmarks[index]).astype(int)
+            shown = face_model.triangles[sample.triangle_id[row, col]]
+            bary = embedding.barycentric[index]
+            if bary.max() > 0.99:   # embedded at a vertex: any triangle around it
+                own += corners[index, np.argmax(bary)] in shown
+            else:
+                own += sample.triangle_id[row, col] == embedding.triangles[index]
+            near += np.isin(shown, corners[index]).any()
+            checked += 1
+        assert sample.visible.sum() > 0.3 * len(embedding)
+    assert own >= 0.8 * checked, f"{own} of {checked} visible landmarks on their triangle"
+    assert near >= 0.93 * checked, f"{near} of {checked} visible landmarks by their triangle"
+
+
+def test_gnll_optimum_and_l2():
+    error = torch.tensor([[[0.3, 0.4]]])                  # |d| = 0.5
+    target = torch.zeros(1, 1, 2)
+    weights = torch.ones(1)
+    log_sigmas = torch.linspace(-4, 1, 501)
+    losses = [float(gnll_loss(torch.cat([error, s.view(1, 1, 1)], -1), target, weights))
+              for s in log_sigmas]
+    best = float(log_sigmas[int(np.argmin(losses))])
+    assert best == pytest.approx(np.log(0.5 / np.sqrt(2)), abs=0.02)     # sigma^2 = |d|^2 / 2
+    output = torch.cat([error, torch.zeros(1, 1, 1)], -1)
+    assert float(gnll_loss(output, target, weights)) == pytest.approx(0.125)
+    assert float(l2_loss(output, target, weights)) == pytest.approx(0.25)
+
+
+def test_coordinates_round_trip():
+    points = np.array([[0.0, 0.0], [64.0, 32.0], [128.0, 128.0]])
+    normalised = to_normalised(points, 128)
+    np.testing.assert_allclose(normalised, [[-1, -1], [0, -0.5], [1, 1]])
+    mu, sigma = decode(np.c_[normalised, np.log([0.5, 1.0, 2.0])], 128)
+    np.testing.assert_allclose(mu, points)
+    np.testing.assert_allclose(sigma, [32.0, 64.0, 128.0])
+
+
+def test_batches_cover_each_epoch():
+    config = TrainConfig(images=10, shard=10, steps=10, batch=4)
+    first_epoch = np.concatenate([batch_indices(config, 10, k) for k in range(2)])
+    assert len(np.unique(first_epoch)) == 8
+    np.testing.assert_array_equal(batch_indices(config, 10, 3), batch_indices(config, 10, 3))
+
+
+def test_training_steps_reduce_the_loss_resume_and_export(small, tmp_path):
+    size = small.config.size
+    images, landmarks, _ = small.batch(3, 0, 8)
+    config = TrainConfig(landmark_set=LANDMARK_SET, size=size, width=0.25, images=8, shard=8,
+                         steps=20, batch=8, lr=3e-3, seed=0)
+    torch.set_num_threads(1)
+    network, result = train(config, tmp_path / "run", images, landmarks)
+    assert result.finished and result.step == 20
+    losses = [loss for _, loss in result.losses]
+    assert np.mean(losses[-5:]) < np.mean(losses[:5]) - 1.0
+    # Same command again: resumes from the checkpoint at the end, no more steps.
+    _, resumed = train(config, tmp_path / "run", images, landmarks)
+    assert resumed.step == 20 and resumed.losses == []
+    with pytest.raises(ValueError):
+        train(TrainConfig(**{**config.__dict__, "lr": 1e-3}), tmp_path / "run", images, landmarks)
+    # ONNX round trip (float32 exact, float16 weights close).
+    path = export_onnx(network, size, tmp_path / "net.onnx", LANDMARK_SET)
+    assert parity(network, path, images[:2])["max_abs_position_px"] < 1e-3
+    half = export_onnx(network, size, tmp_path / "net16.onnx", LANDMARK_SET, fp16=True)
+    assert half.stat().st_size < 0.6 * path.stat().st_size
+    assert parity(network, half, images[:2])["max_abs_position_px"] < 0.1
+
+
+def test_network_shape():
+    network = DenseLandmarkNet(5, width=0.25).eval()
+    with torch.no_grad():
+        out = network(torch.zeros(2, 3, 64, 64))
+    assert out.shape == (2, 5, 3)
+    mean = np.linspace(-0.5, 0.5, 10).reshape(5, 2)
+    network.set_mean_positions(mean)
+    with torch.no_grad():
+        out = network(torch.full((1, 3, 64, 64), 100.0))
+    np.testing.assert_allclose(out[0, :, :2].numpy(), mean, atol=0.05)

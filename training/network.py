@@ -1,0 +1,134 @@
+"""The dense landmark network (paper, section 3.1) in plain PyTorch (dev-only).
+
+A MobileNetV2 (Sandler et al. 2018; width multiplier `width`) whose last layer outputs
+three values per landmark: x, y normalised from [0, S] to [-1, 1] over the S px crop, and
+log sigma in the same normalised units. The input is the BGR crop as float32 (B, 3, S, S)
+in [0, 255]; the network normalises it itself, so an exported ONNX model takes raw pixels.
+
+The loss is the paper's Gaussian negative log-likelihood (eq. 1) with per-landmark
+weights lambda_i, or plain L2 on the positions for the ablation (Fig. 8).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+#: MobileNetV2's inverted-residual stages: expansion t, channels c, repeats n, stride s.
+STAGES = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
+          (6, 160, 3, 2), (6, 320, 1, 1))
+#: Clamp of the predicted log sigma (normalised units) in the loss: sigma in
+#: [exp(-9), exp(2)] of half the crop, i.e. 0.01 px to 590 px at 160 px.
+LOG_SIGMA_RANGE = (-9.0, 2.0)
+
+
+def _channels(value: float, divisor: int = 8) -> int:
+    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * value else rounded
+
+
+def _conv(inputs: int, outputs: int, kernel: int, stride: int, groups: int = 1,
+          activation: bool = True) -> nn.Sequential:
+    layers = [nn.Conv2d(inputs, outputs, kernel, stride, kernel // 2, groups=groups, bias=False),
+              nn.BatchNorm2d(outputs)]
+    if activation:
+        layers.append(nn.ReLU6(inplace=True))
+    return nn.Sequential(*layers)
+
+
+class InvertedResidual(nn.Module):
+    """Expand (1x1), depthwise (3x3, stride), project (1x1, linear); residual when shapes match."""
+
+    def __init__(self, inputs: int, outputs: int, stride: int, expansion: int):
+        super().__init__()
+        hidden = inputs * expansion
+        layers = [] if expansion == 1 else [_conv(inputs, hidden, 1, 1)]
+        layers += [_conv(hidden, hidden, 3, stride, groups=hidden),
+                   _conv(hidden, outputs, 1, 1, activation=False)]
+        self.block = nn.Sequential(*layers)
+        self.residual = stride == 1 and inputs == outputs
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.block(x) if self.residual else self.block(x)
+
+
+class DenseLandmarkNet(nn.Module):
+    """MobileNetV2 backbone + a linear layer to (B, L, 3): x, y in [-1, 1], log sigma.
+
+    Parameters
+    ----------
+    num_landmarks : L
+    width : MobileNetV2 width multiplier (1.0: the standard network)
+    """
+
+    def __init__(self, num_landmarks: int, width: float = 1.0):
+        super().__init__()
+        self.num_landmarks = num_landmarks
+        self.width = width
+        channels = _channels(32 * width)
+        layers = [_conv(3, channels, 3, 2)]
+        for expansion, outputs, repeats, stride in STAGES:
+            outputs = _channels(outputs * width)
+            for k in range(repeats):
+                layers.append(InvertedResidual(channels, outputs, stride if k == 0 else 1,
+                                               expansion))
+                channels = outputs
+        last = _channels(1280 * max(1.0, width))
+        layers.append(_conv(channels, last, 1, 1))
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Linear(last, 3 * num_landmarks)
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out")
+            elif isinstance(module, nn.BatchNorm2d):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+        nn.init.normal_(self.head.weight, std=1e-3)
+        with torch.no_grad():   # start at the crop centre with sigma ~ 0.1 of the half crop
+            self.head.bias.view(num_landmarks, 3)[:, :2] = 0.0
+            self.head.bias.view(num_landmarks, 3)[:, 2] = -2.3
+
+    def set_mean_positions(self, mean: np.ndarray) -> None:
+        """Start the position outputs at `mean` (L, 2), normalised units (the head's bias)."""
+        with torch.no_grad():
+            self.head.bias.view(self.num_landmarks, 3)[:, :2] = torch.as_tensor(
+                np.asarray(mean, dtype=np.float32))
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        x = (image - 127.5) / 64.0
+        x = self.features(x).mean((2, 3))
+        return self.head(x).view(-1, self.num_landmarks, 3)
+
+
+def to_normalised(points: np.ndarray | torch.Tensor, size: int):
+    """Crop pixels (..., 2) -> [-1, 1] (corner origin: 0 -> -1, size -> 1)."""
+    return points * (2.0 / size) - 1.0
+
+
+def decode(output: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Network output (..., L, 3) -> mu (..., L, 2) crop pixels, sigma (..., L) crop pixels."""
+    output = np.asarray(output, dtype=np.float64)
+    return (output[..., :2] + 1.0) * (size / 2.0), np.exp(output[..., 2]) * (size / 2.0)
+
+
+def gnll_loss(output: torch.Tensor, target: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Eq. 1 averaged over the batch and normalised by sum(lambda):
+    sum_i lambda_i (log sigma_i^2 + |mu_i - mu'_i|^2 / (2 sigma_i^2)).
+
+    output : (B, L, 3); target : (B, L, 2) normalised; weights : (L,) lambda.
+    """
+    log_sigma = output[..., 2].clamp(*LOG_SIGMA_RANGE)
+    squared = ((output[..., :2] - target) ** 2).sum(-1)
+    per_landmark = 2.0 * log_sigma + 0.5 * squared * torch.exp(-2.0 * log_sigma)
+    return (per_landmark * weights).sum(-1).mean() / weights.sum()
+
+
+def l2_loss(output: torch.Tensor, target: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """The ablation's loss: sum_i lambda_i |mu_i - mu'_i|^2 (positions only), same
+    normalisation as `gnll_loss`; sigma is not trained."""
+    squared = ((output[..., :2] - target) ** 2).sum(-1)
+    return (squared * weights).sum(-1).mean() / weights.sum()
+
+
+LOSSES = {"gnll": gnll_loss, "l2": l2_loss}

@@ -1,0 +1,554 @@
+"""Synthetic training images of the ICT head with exact dense-landmark labels (dev-only).
+
+Each sample is drawn from its own random stream ``default_rng([seed, index])``, so a
+sample depends only on (seed, index, config) and datasets can be split, resumed and
+rendered in parallel. A sample:
+
+1. face: identity beta ~ N(0, 1) times a random scale; expression psi (ARKit weights in
+   [0, 1]): nearly neutral, one expression, or a random combination, plus blinks (both
+   eyes or one) and jaw opening; pose theta: root, neck and head rotations, gaze
+   (eye joints); see `SyntheticConfig` for every range;
+2. appearance: per-vertex albedo from `AlbedoSampler` (skin tone, lips, brows, stubble,
+   blotches and freckles, eye colour); one directional light + ambient;
+3. camera: the head at a random distance and off-axis direction from a pinhole camera;
+   the crop is placed as the front end places it (`landmarks.roi.align_face` on the eye
+   centres and the mouth centre of the iBUG points, `CROP_LAYOUT`) and then jittered in
+   rotation, scale and shift (the tracker's ROI is never exact). Because a 2D similarity
+   of a pinhole image is again a pinhole image (camera rolled about its axis, focal and
+   principal point moved), the head is rendered straight into the `size` px crop;
+4. background (random textures, or crops of `../shared/footage` frames away from the
+   face), occluders drawn over the head (hair strands, glasses frames, bars, hand-like
+   blobs), then image augmentation (colour, exposure, grey, blur, noise, JPEG).
+
+Labels: the projection of every landmark of the set (occluded ones included) in crop
+pixels (corner origin), and a visibility flag (in front of the head's depth buffer and not
+under an occluder). The networks take the crop as BGR, like the front end's frames.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..landmarks.roi import CropLayout, RoiTransform, align_face
+from ..solver.conventions import MODEL_TO_OPENCV, NUM_JOINTS, THETA_SIZE, theta_rotation
+from ..solver.face_model import FaceModel
+from ..solver.model import forward_kinematics, joints, landmark_vertex_ids, rodrigues
+from .render import Albedo, HeadScene, PinholeCamera, model_to_camera, render_head
+
+#: Where the dense networks see the face: more of the head than MediaPipe's crop, since
+#: the dense sets cover the ears, neck and back of the head.
+CROP_LAYOUT = CropLayout(eye_distance=0.25, eye_y=0.42, mouth_y=0.71)
+#: iBUG indices (the first 68 landmarks of every dense set) whose means are the subject's
+#: right eye, left eye and mouth centres that place a crop.
+RIGHT_EYE_IDS = tuple(range(36, 42))
+LEFT_EYE_IDS = tuple(range(42, 48))
+MOUTH_IDS = tuple(range(48, 60))
+#: A landmark counts as visible when it is at most this far (cm) behind the depth buffer
+#: and the pixel shows the same part (material, face and back of head as one): a thin
+#: part in front (lashes, the sclera's rim over the iris, teeth behind lips) hides it.
+VISIBLE_DEPTH_CM = 0.3
+#: Nominal focal length (px) of the camera before cropping (only the ratio to the crop
+#: matters; the head's off-axis angle and distance set the perspective).
+NOMINAL_FOCAL = 1000.0
+DEFAULT_FOOTAGE = Path(__file__).resolve().parent.parent.parent / "shared" / "footage"
+
+SKIN_TONES = np.array([[0.96, 0.80, 0.70], [0.90, 0.70, 0.58], [0.78, 0.57, 0.43],
+                       [0.62, 0.43, 0.30], [0.45, 0.30, 0.20], [0.30, 0.20, 0.14]])
+HAIR_COLOURS = np.array([[0.05, 0.04, 0.03], [0.20, 0.13, 0.08], [0.40, 0.27, 0.15],
+                         [0.75, 0.60, 0.38], [0.55, 0.25, 0.12], [0.55, 0.55, 0.55]])
+IRIS_COLOURS = np.array([[0.30, 0.18, 0.09], [0.15, 0.09, 0.05], [0.30, 0.42, 0.60],
+                         [0.35, 0.45, 0.30], [0.45, 0.40, 0.25], [0.45, 0.48, 0.52]])
+
+
+@dataclass(frozen=True)
+class SyntheticConfig:
+    """Ranges of the random scene (angles in degrees, lengths in cm, sizes in crop px)."""
+
+    size: int = 160
+    identity_scale: tuple = (0.3, 1.3)
+    neutral_prob: float = 0.15
+    single_prob: float = 0.35          # else: a combination
+    combination_rate: float = 0.15
+    blink_prob: float = 0.2
+    jaw_prob: float = 0.3
+    yaw_std: float = 30.0
+    yaw_max: float = 85.0
+    pitch_std: float = 12.0
+    roll_std: float = 12.0
+    neck_std: float = 6.0
+    head_std: float = 6.0
+    gaze_std: float = 15.0
+    distance: tuple = (35.0, 160.0)
+    off_axis_max: float = 18.0
+    jitter_rotation: float = 6.0
+    jitter_scale: float = 0.08
+    jitter_shift: float = 0.04
+    align_with_mouth_prob: float = 0.7
+    footage_prob: float = 0.5
+    strands_prob: float = 0.25
+    glasses_prob: float = 0.15
+    bar_prob: float = 0.1
+    blob_prob: float = 0.2
+    grey_prob: float = 0.1
+    blur_prob: float = 0.4
+    noise_prob: float = 0.5
+    jpeg_prob: float = 0.5
+    lowres_prob: float = 0.15
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One synthetic crop and its labels.
+
+    image : (S, S, 3) uint8, BGR
+    landmarks : (L, 2) float32, crop pixels, corner origin (may lie outside the crop)
+    visible : (L,) bool, in front of the head surface and not under an occluder
+    triangle_id : (S, S) int32, the head render's triangle per pixel (index into
+        FaceModel.triangles, -1 background), before occluders
+    scene : SceneParameters it was rendered from
+    """
+
+    image: np.ndarray
+    landmarks: np.ndarray
+    visible: np.ndarray
+    triangle_id: np.ndarray = field(repr=False)
+    scene: "SceneParameters" = field(repr=False)
+
+
+@dataclass(frozen=True)
+class SceneParameters:
+    """What a sample shows: the face beta (B,), psi (E,), theta (18,) (model space), the
+    crop camera's extrinsics x_cam = rotation (3, 3) @ x + translation (3,), and the crop
+    camera (PinholeCamera)."""
+
+    beta: np.ndarray
+    psi: np.ndarray
+    theta: np.ndarray
+    rotation: np.ndarray
+    translation: np.ndarray
+    camera: PinholeCamera
+
+
+class PosedMesh:
+    """M(beta, psi, theta) in float32 for rendering: one matrix product for the shape,
+    blended rotations for the skinning (same result as `solver.model.mesh`)."""
+
+    def __init__(self, model: FaceModel):
+        self.model = model
+        self.basis = np.concatenate([model.identity_basis, model.expression_basis]
+                                    ).reshape(model.num_identity + model.num_expressions, -1)
+        self.neutral = model.neutral.reshape(-1).astype(np.float32)
+        self.weights = model.skin_weights.astype(np.float32)
+
+    def __call__(self, beta: np.ndarray, psi: np.ndarray, theta: np.ndarray) -> np.ndarray:
+        """(N, 3) float64 posed vertices, cm, model axes."""
+        coefficients = np.concatenate([beta, psi]).astype(np.float32)
+        vertices = (self.neutral + coefficients @ self.basis).reshape(-1, 3)
+        rotations = rodrigues(np.asarray(theta[:3 * NUM_JOINTS]).reshape(NUM_JOINTS, 3))
+        global_rot, offsets = forward_kinematics(rotations, joints(self.model, beta),
+                                                 self.model.joint_parents)
+        blended = (self.weights @ global_rot.reshape(NUM_JOINTS, 9).astype(np.float32)
+                   ).reshape(-1, 3, 3)
+        posed = np.einsum("nij,nj->ni", blended, vertices) + self.weights @ offsets.astype(np.float32)
+        return posed.astype(np.float64) + theta[3 * NUM_JOINTS:]
+
+
+class AlbedoSampler:
+    """Random per-vertex albedo. The scene's albedo is linear in the `Albedo` colours,
+    so it is computed once per colour slot (one-hot albedos) and mixed per sample."""
+
+    SLOTS = tuple(Albedo.__dataclass_fields__)
+
+    def __init__(self, model: FaceModel):
+        zero = {slot: (0.0, 0.0, 0.0) for slot in self.SLOTS}
+        self.mix = np.stack([
+            HeadScene.from_model(model, Albedo(**{**zero, slot: (1.0, 1.0, 1.0)})).albedo[:, 0]
+            for slot in self.SLOTS], 1)                                  # (N, slots)
+        neutral = model.neutral.astype(np.float64)
+        self.positions = neutral
+        skin = self.mix[:, self.SLOTS.index("skin")]
+        embedding = model.landmark_embedding("ibug68")
+        ibug = landmark_vertex_ids(model, embedding)[np.arange(len(embedding)),
+                                                      embedding.barycentric.argmax(1)]
+        nose_y = neutral[ibug[33], 1]
+        jaw = (neutral[:, 1] < nose_y) & (neutral[:, 2] > neutral[ibug[0], 2] - 1.0)
+        self.stubble = skin * jaw * (neutral[:, 1] > neutral[ibug[8], 1] - 3.0)
+        self.skin = skin
+
+    def __call__(self, rng: np.random.Generator) -> np.ndarray:
+        """(N, 3) float32 albedo, RGB in [0, 1]."""
+        tone = _palette(rng, SKIN_TONES)
+        hair = _palette(rng, HAIR_COLOURS)
+        colours = {
+            "skin": tone,
+            "lips": tone * rng.uniform([0.7, 0.45, 0.45], [0.95, 0.75, 0.75]),
+            "brows": hair * rng.uniform(0.8, 1.2) if rng.uniform() < 0.8 else tone * 0.7,
+            "mouth": rng.uniform([0.25, 0.05, 0.05], [0.45, 0.18, 0.18]),
+            "gums": rng.uniform([0.6, 0.3, 0.3], [0.85, 0.5, 0.5]),
+            "teeth": rng.uniform(0.75, 0.95) * np.array([1.0, 0.97, 0.88]),
+            "sclera": rng.uniform(0.8, 0.95) * np.array([1.0, 0.97, 0.95]),
+            "iris": _palette(rng, IRIS_COLOURS),
+            "pupil": np.full(3, rng.uniform(0.01, 0.05)),
+            "lashes": hair * 0.5,
+        }
+        albedo = self.mix @ np.stack([np.asarray(colours[s], dtype=np.float64) for s in self.SLOTS])
+        # Blotches: a few smooth bumps of darker/redder or lighter skin.
+        variation = np.ones((len(albedo), 3))
+        for _ in range(rng.integers(0, 6)):
+            centre = self.positions[rng.integers(len(self.positions))]
+            radius = rng.uniform(1.0, 4.0)
+            bump = np.exp(-0.5 * np.sum((self.positions - centre) ** 2, 1) / radius ** 2)
+            variation += np.outer(bump, rng.uniform(-0.15, 0.1, 3))
+        if rng.uniform() < 0.2:  # freckles
+            spots = rng.uniform(size=len(albedo)) < rng.uniform(0.01, 0.05)
+            variation[spots] *= rng.uniform(0.6, 0.85)
+        albedo = albedo * (1 + (variation - 1) * self.skin[:, None])
+        if rng.uniform() < 0.2:  # stubble
+            amount = rng.uniform(0.1, 0.5) * self.stubble * rng.uniform(0.5, 1.0, len(albedo))
+            albedo = albedo * (1 - amount[:, None]) + np.outer(amount, hair)
+        return np.clip(albedo, 0.0, 1.0).astype(np.float32)
+
+
+def _palette(rng: np.random.Generator, colours: np.ndarray) -> np.ndarray:
+    """A random colour between two neighbouring palette entries, slightly varied."""
+    k = rng.uniform(0, len(colours) - 1)
+    low = int(k)
+    colour = colours[low] + (k - low) * (colours[min(low + 1, len(colours) - 1)] - colours[low])
+    return np.clip(colour * rng.uniform(0.9, 1.1, 3), 0.0, 1.0)
+
+
+def _rotation_vector(rng, axes_std_deg, limit_deg=None) -> np.ndarray:
+    """Axis-angle (3,) from normal pitch (X), yaw (Y), roll (Z) angles in degrees."""
+    angles = rng.normal(0.0, axes_std_deg)
+    if limit_deg is not None:
+        angles = np.clip(angles, -np.asarray(limit_deg), limit_deg)
+    rx, ry, rz = (rodrigues(np.radians(a) * axis) for a, axis in zip(angles, np.eye(3)))
+    matrix = rz @ ry @ rx
+    return cv2.Rodrigues(matrix)[0].ravel()
+
+
+def random_face(rng: np.random.Generator, model: FaceModel, config: SyntheticConfig
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """beta (B,), psi (E,), theta (18,) of one sample (see the module docstring)."""
+    names = model.expression_names
+    beta = rng.normal(size=model.num_identity) * rng.uniform(*config.identity_scale)
+    psi = np.zeros(model.num_expressions)
+    mode = rng.uniform()
+    if mode < config.neutral_prob:
+        psi = rng.uniform(0, 0.1, model.num_expressions) * (rng.uniform(size=len(psi)) < 0.2)
+    elif mode < config.neutral_prob + config.single_prob:
+        psi[rng.integers(model.num_expressions)] = rng.uniform(0.3, 1.0)
+    else:
+        active = rng.uniform(size=len(psi)) < config.combination_rate
+        psi[active] = rng.uniform(0, 1, active.sum())
+    if rng.uniform() < config.blink_prob:
+        amount = rng.uniform(0.5, 1.0)
+        sides = ("_L", "_R") if rng.uniform() < 0.7 else (("_L",) if rng.uniform() < 0.5 else ("_R",))
+        for side in sides:
+            psi[names.index("eyeBlink" + side)] = amount
+    if rng.uniform() < config.jaw_prob:
+        psi[names.index("jawOpen")] = rng.uniform(0.2, 1.0)
+    theta = np.zeros(THETA_SIZE)
+    theta[theta_rotation(0)] = _rotation_vector(
+        rng, [config.pitch_std, config.yaw_std, config.roll_std],
+        [2 * config.pitch_std, config.yaw_max, 3 * config.roll_std])
+    theta[theta_rotation(1)] = _rotation_vector(rng, [config.neck_std] * 3)
+    theta[theta_rotation(2)] = _rotation_vector(rng, [config.head_std] * 3)
+    gaze = _rotation_vector(rng, [config.gaze_std, config.gaze_std, 0.0],
+                            [2 * config.gaze_std, 2 * config.gaze_std, 0.0])
+    theta[theta_rotation(3)] = gaze
+    theta[theta_rotation(4)] = gaze + rng.normal(0, 0.01, 3)
+    return beta, psi, theta
+
+
+def crop_camera(roi: RoiTransform, focal: float) -> tuple[np.ndarray, PinholeCamera]:
+    """Render straight into a crop. For an image of a camera with focal `focal` and
+    principal point (0, 0), returns the roll (3, 3) to apply to its camera-space points and
+    the camera whose image of the rolled points is ``roi``'s crop of the original image."""
+    scale = roi.scale
+    roll = np.eye(3)
+    roll[:2, :2] = roi.matrix[:, :2] / scale
+    principal = roi.matrix[:, 2]
+    camera = PinholeCamera(focal=focal * scale, principal_point=(float(principal[0]),
+                                                                 float(principal[1])),
+                           width=roi.size, height=roi.size)
+    return roll, camera
+
+
+def project(points: np.ndarray, camera: PinholeCamera) -> np.ndarray:
+    """Pinhole projection (N, 3) camera points -> (N, 2) pixels (corner origin)."""
+    return camera.focal * points[:, :2] / points[:, 2:3] + np.asarray(camera.principal_point)
+
+
+def jitter_roi(rng: np.random.Generator, roi: RoiTransform, config: SyntheticConfig) -> RoiTransform:
+    """The ROI moved about the crop centre by a random rotation, scale and shift."""
+    half = roi.size / 2.0
+    angle = np.radians(rng.normal(0, config.jitter_rotation))
+    scale = np.exp(rng.normal(0, config.jitter_scale))
+    shift = rng.normal(0, config.jitter_shift * roi.size, 2)
+    linear = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    offset = half + shift - linear @ np.full(2, half)
+    matrix = linear @ roi.matrix[:, :2]
+    return RoiTransform(np.hstack([matrix, (linear @ roi.matrix[:, 2] + offset)[:, None]]),
+                        roi.size)
+
+
+def texture_background(rng: np.random.Generator, size: int) -> np.ndarray:
+    """(size, size, 3) uint8: smooth colour noise, optionally with stripes or a gradient."""
+    cells = int(rng.integers(2, 24))
+    low = rng.uniform(0, 255, (cells, cells, 3)).astype(np.float32)
+    image = cv2.resize(low, (size, size), interpolation=cv2.INTER_CUBIC)
+    kind = rng.integers(3)
+    if kind == 1:
+        yy, xx = np.mgrid[0:size, 0:size]
+        angle = rng.uniform(0, np.pi)
+        period = rng.uniform(3, size / 2)
+        stripes = np.sin((xx * np.cos(angle) + yy * np.sin(angle)) * 2 * np.pi / period)
+        image += (stripes[..., None] * rng.uniform(10, 60, 3)).astype(np.float32)
+    elif kind == 2:
+        image = image * 0.3 + rng.uniform(0, 255, 3).astype(np.float32) * 0.7
+    image += rng.normal(0, rng.uniform(0, 12), image.shape).astype(np.float32)
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def load_footage_frames(folder: Path = DEFAULT_FOOTAGE, every: int = 15) -> list[np.ndarray]:
+    """Background sources: the strips of footage frames away from the face. Every
+    `every`-th frame of each clip and the stills; the left and right 30 % of each frame
+    (the clips' faces are central; see ../shared/footage/README.md). BGR uint8 list;
+    empty when the folder is absent."""
+    strips = []
+    paths = sorted(folder.glob("*.mp4")) + sorted(folder.glob("*.jpg")) if folder.is_dir() else []
+    for path in paths:
+        capture = cv2.VideoCapture(str(path))
+        index = 0
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            if index % every == 0:
+                width = frame.shape[1]
+                strips += [frame[:, :int(0.3 * width)].copy(), frame[:, int(0.7 * width):].copy()]
+            index += 1
+        capture.release()
+    return strips
+
+
+def footage_background(rng: np.random.Generator, strips: list[np.ndarray], size: int) -> np.ndarray:
+    """(size, size, 3) uint8 BGR: a random square region of a random strip, resized."""
+    strip = strips[rng.integers(len(strips))]
+    height, width = strip.shape[:2]
+    side = int(rng.uniform(0.3, 1.0) * min(height, width))
+    y, x = rng.integers(0, height - side + 1), rng.integers(0, width - side + 1)
+    region = strip[y:y + side, x:x + side]
+    if rng.uniform() < 0.5:
+        region = region[:, ::-1]
+    return cv2.resize(region, (size, size), interpolation=cv2.INTER_AREA)
+
+
+def draw_occluders(rng: np.random.Generator, image: np.ndarray, eyes: np.ndarray,
+                   config: SyntheticConfig) -> np.ndarray:
+    """Draw occluders into `image` (S, S, 3) uint8 in place; returns their mask (S, S) bool.
+
+    eyes : (2, 2) crop positions of the right and left eye centres (for glasses).
+    """
+    size = image.shape[0]
+    mask = np.zeros(image.shape[:2], dtype=np.uint8)
+
+    def colour(palette):
+        return tuple(float(c) for c in 255 * _palette(rng, palette)[::-1])
+
+    if rng.uniform() < config.strands_prob:  # hair strands falling from the top or a side
+        hair = colour(HAIR_COLOURS)
+        for _ in range(rng.integers(3, 30)):
+            point = np.array([rng.uniform(0, size), rng.uniform(-0.1, 0.3) * size])
+            if rng.uniform() < 0.3:
+                point = point[::-1] if rng.uniform() < 0.5 else np.array([size - point[1], point[0]])
+            direction = rng.uniform(-0.6, 0.6) + np.pi / 2
+            path = [point.copy()]
+            for _ in range(rng.integers(4, 12)):
+                direction += rng.normal(0, 0.25)
+                point = point + rng.uniform(4, 14) * np.array([np.cos(direction), np.sin(direction)])
+                path.append(point.copy())
+            polyline = np.round(np.array(path)).astype(np.int32)
+            thickness = int(rng.integers(1, 4))
+            shade = tuple(c * rng.uniform(0.7, 1.3) for c in hair)
+            cv2.polylines(image, [polyline], False, shade, thickness, cv2.LINE_AA)
+            cv2.polylines(mask, [polyline], False, 1, thickness)
+    if rng.uniform() < config.glasses_prob:  # frames around the eyes, bridge and temples
+        frame = colour(HAIR_COLOURS) if rng.uniform() < 0.7 else tuple(rng.uniform(0, 255, 3))
+        distance = np.linalg.norm(eyes[1] - eyes[0])
+        axes = (int(distance * rng.uniform(0.3, 0.42)), int(distance * rng.uniform(0.2, 0.32)))
+        angle = float(np.degrees(np.arctan2(*(eyes[1] - eyes[0])[::-1])))
+        thickness = int(rng.integers(1, 4))
+        for centre in eyes:
+            c = tuple(int(v) for v in np.round(centre))
+            cv2.ellipse(image, c, axes, angle, 0, 360, frame, thickness, cv2.LINE_AA)
+            cv2.ellipse(mask, c, axes, angle, 0, 360, 1, thickness)
+        inner = [tuple(int(v) for v in np.round(eyes[k] + (1 - 2 * k) * (eyes[1] - eyes[0]) * 0.3))
+                 for k in (0, 1)]
+        cv2.line(image, inner[0], inner[1], frame, thickness, cv2.LINE_AA)
+        cv2.line(mask, inner[0], inner[1], 1, thickness)
+    if rng.uniform() < config.bar_prob:  # a thick bar or a cap's brim
+        p0 = rng.uniform(-0.2, 1.2, 2) * size
+        p1 = rng.uniform(-0.2, 1.2, 2) * size
+        thickness = int(rng.integers(3, max(4, size // 6)))
+        shade = tuple(rng.uniform(0, 255, 3))
+        cv2.line(image, tuple(int(v) for v in p0), tuple(int(v) for v in p1), shade, thickness)
+        cv2.line(mask, tuple(int(v) for v in p0), tuple(int(v) for v in p1), 1, thickness)
+    if rng.uniform() < config.blob_prob:  # a hand-like blob entering from the bottom or a side
+        skin = np.array(colour(SKIN_TONES))
+        centre = np.array([rng.uniform(0.1, 0.9), rng.uniform(0.5, 1.1)]) * size
+        if rng.uniform() < 0.4:
+            centre = np.array([rng.choice([-0.05, 1.05]), rng.uniform(0.3, 1.0)]) * size
+        for _ in range(rng.integers(1, 5)):
+            c = tuple(int(v) for v in centre + rng.normal(0, 0.08 * size, 2))
+            axes = tuple(int(v) for v in rng.uniform(0.06, 0.25, 2) * size)
+            angle = float(rng.uniform(0, 180))
+            cv2.ellipse(image, c, axes, angle, 0, 360, tuple(skin * rng.uniform(0.8, 1.1)), -1,
+                        cv2.LINE_AA)
+            cv2.ellipse(mask, c, axes, angle, 0, 360, 1, -1)
+    return mask.astype(bool)
+
+
+def augment(rng: np.random.Generator, image: np.ndarray, config: SyntheticConfig) -> np.ndarray:
+    """Colour, exposure, grey, blur, low resolution, noise and JPEG: (S, S, 3) uint8 ->
+    (S, S, 3) uint8."""
+    work = image.astype(np.float32) / 255.0
+    work = work * rng.uniform(0.75, 1.25, 3) * rng.uniform(0.6, 1.4)
+    work = np.clip(work, 0, 1) ** rng.uniform(0.7, 1.5)
+    contrast = rng.uniform(0.7, 1.3)
+    work = (work - work.mean()) * contrast + work.mean()
+    if rng.uniform() < config.grey_prob:
+        work[:] = work.mean(2, keepdims=True)
+    image = np.clip(work * 255 + 0.5, 0, 255).astype(np.uint8)
+    size = image.shape[0]
+    if rng.uniform() < config.lowres_prob:
+        small = int(size * rng.uniform(0.3, 0.7))
+        image = cv2.resize(cv2.resize(image, (small, small), interpolation=cv2.INTER_AREA),
+                           (size, size), interpolation=cv2.INTER_LINEAR)
+    if rng.uniform() < config.blur_prob:
+        if rng.uniform() < 0.25:
+            length = int(rng.integers(3, 8))
+            kernel = np.zeros((length, length), np.float32)
+            kernel[length // 2] = 1.0 / length
+            rotation = cv2.getRotationMatrix2D(((length - 1) / 2, (length - 1) / 2),
+                                               float(rng.uniform(0, 180)), 1.0)
+            kernel = cv2.warpAffine(kernel, rotation, (length, length))
+            image = cv2.filter2D(image, -1, kernel / max(kernel.sum(), 1e-6))
+        else:
+            image = cv2.GaussianBlur(image, (0, 0), rng.uniform(0.3, 1.5))
+    if rng.uniform() < config.noise_prob:
+        noise = rng.normal(0, rng.uniform(1, 10), image.shape)
+        image = np.clip(image + noise, 0, 255).astype(np.uint8)
+    if rng.uniform() < config.jpeg_prob:
+        ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(25, 95))])
+        image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    return image
+
+
+class SyntheticRenderer:
+    """Synthetic crops of the ICT head with the labels of one landmark set.
+
+    Parameters
+    ----------
+    model : FaceModel with the landmark set
+    landmark_set : e.g. "dense320", "dense703"
+    config : SyntheticConfig
+    footage : background sources from `load_footage_frames` (empty: textures only)
+    """
+
+    def __init__(self, model: FaceModel, landmark_set: str = "dense320",
+                 config: SyntheticConfig = SyntheticConfig(), footage: list | None = None):
+        self.model = model
+        self.config = config
+        self.embedding = model.landmark_embedding(landmark_set)
+        self.corner_ids = landmark_vertex_ids(model, self.embedding)
+        self.scene = HeadScene.from_model(model)
+        self.albedo = AlbedoSampler(model)
+        self.mesh = PosedMesh(model)
+        self.footage = footage or []
+        material = np.repeat(model.polygon_material, model.polygon_sizes - 2).astype(np.int16)
+        material[material == model.material_names.index("M_BackHead")] = \
+            model.material_names.index("M_Face")
+        self.part = np.append(material, -1)            # triangle -> part; -1 background
+
+    def with_config(self, config: SyntheticConfig) -> "SyntheticRenderer":
+        """The same renderer (model, landmark set, footage) with another config, sharing
+        the precomputed scene data."""
+        other = copy.copy(self)
+        other.config = config
+        return other
+
+    def landmark_points(self, vertices: np.ndarray) -> np.ndarray:
+        """(L, 3) landmark points from mesh vertices (N, 3)."""
+        return np.einsum("lc,lci->li", self.embedding.barycentric, vertices[self.corner_ids])
+
+    def sample(self, seed: int, index: int) -> Sample:
+        """The sample `index` of the dataset `seed` (deterministic)."""
+        rng = np.random.default_rng([seed, index])
+        config = self.config
+        beta, psi, theta = random_face(rng, self.model, config)
+        distance = rng.uniform(*config.distance)
+        off_axis = np.radians(rng.uniform(0, config.off_axis_max))
+        direction = rng.uniform(0, 2 * np.pi)
+        translation = distance * np.array([np.tan(off_axis) * np.cos(direction),
+                                           np.tan(off_axis) * np.sin(direction), 1.0])
+        posed = self.mesh(beta, psi, theta)
+        lmk = self.landmark_points(model_to_camera(posed, translation=translation))
+        image_points = NOMINAL_FOCAL * lmk[:68, :2] / lmk[:68, 2:3]
+        mouth = (image_points[list(MOUTH_IDS)].mean(0)
+                 if rng.uniform() < config.align_with_mouth_prob else None)
+        roi = align_face(image_points[list(RIGHT_EYE_IDS)].mean(0),
+                         image_points[list(LEFT_EYE_IDS)].mean(0), config.size, mouth, CROP_LAYOUT)
+        roi = jitter_roi(rng, roi, config)
+        roll, camera = crop_camera(roi, NOMINAL_FOCAL)
+        rotation, translation = roll @ MODEL_TO_OPENCV, roll @ translation
+        vertices = model_to_camera(posed, rotation, translation)
+        lmk = self.landmark_points(vertices)
+        if self.footage and rng.uniform() < config.footage_prob:
+            background = footage_background(rng, self.footage, config.size)
+        else:
+            background = texture_background(rng, config.size)
+        scene = replace(self.scene, albedo=self.albedo(rng))
+        light = rng.normal(0, 1, 3) * [1.0, 1.0, 0.5] - [0.0, 0.0, rng.uniform(0.3, 1.5)]
+        render = render_head(scene, vertices, camera, light_direction=light,
+                             ambient=rng.uniform(0.15, 0.55), diffuse=rng.uniform(0.4, 1.0),
+                             background=np.ascontiguousarray(background[..., ::-1]))
+        image = np.ascontiguousarray(render.image[..., ::-1])   # RGB -> BGR
+        points = project(lmk, camera)
+        eyes = np.stack([points[list(RIGHT_EYE_IDS)].mean(0), points[list(LEFT_EYE_IDS)].mean(0)])
+        occluded = draw_occluders(rng, image, eyes, config)
+        image = augment(rng, image, config)
+        visible = _visible(points, lmk[:, 2], render.buffers.depth,
+                           self.part[render.buffers.triangle_id],
+                           self.part[self.embedding.triangles], occluded)
+        return Sample(image, points.astype(np.float32), visible, render.buffers.triangle_id,
+                      SceneParameters(beta, psi, theta, rotation, translation, camera))
+
+    def batch(self, seed: int, start: int, count: int
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Samples start..start+count-1: images (n, S, S, 3) uint8 BGR, landmarks (n, L, 2)
+        float32 crop px, visible (n, L) bool."""
+        samples = [self.sample(seed, start + k) for k in range(count)]
+        return (np.stack([s.image for s in samples]), np.stack([s.landmarks for s in samples]),
+                np.stack([s.visible for s in samples]))
+
+
+def _visible(points: np.ndarray, depth: np.ndarray, depth_buffer: np.ndarray,
+             part_buffer: np.ndarray, part: np.ndarray, occluded: np.ndarray) -> np.ndarray:
+    """(L,) bool: inside the crop, not behind the surface or another part, not under an
+    occluder. points (L, 2) px, depth (L,) cm, part (L,); buffers (S, S)."""
+    size = depth_buffer.shape[0]
+    col = np.floor(points[:, 0]).astype(np.int64)
+    row = np.floor(points[:, 1]).astype(np.int64)
+    inside = (col >= 0) & (col < size) & (row >= 0) & (row < size)
+    visible = np.zeros(len(points), dtype=bool)
+    r, c = row[inside], col[inside]
+    visible[inside] = ((depth[inside] <= depth_buffer[r, c] + VISIBLE_DEPTH_CM)
+                       & (part_buffer[r, c] == part[inside]) & ~occluded[r, c])
+    return visible

@@ -1,0 +1,304 @@
+"""Train a dense landmark network on synthetic renders (dev-only, CPU).
+
+    python -m densecap.training.train --run build/training/dense320 [--set dense320]
+        [--images 8000] [--steps 4000] [--batch 32] [--size 128] [--width 0.5]
+        [--loss gnll|l2] [--lr 2e-3] [--seed 0] [--threads 1] [--workers 1] [--max-minutes M]
+
+The run folder (git-ignored under build/) holds `config.json`, the rendered dataset as
+shards (`data/shard_XXXX.npz`, samples k*shard .. of the stream `--seed`; rendered once,
+reused), `checkpoint.pt` (model, optimiser, step; written every `--checkpoint-every`
+steps and when the time limit stops the run) and `log.jsonl`. Running the same command
+again resumes from the checkpoint; a different config in the same folder is an error.
+
+Optimiser: AdamW, learning rate warmed up linearly over the first 5 % of the steps, then
+cosine to zero. A fresh run starts its position outputs at the mean training label
+(`--init-mean`, default on): on 64 crops overfitted for 300 steps this halved the
+iBUG-68 error (median NME 0.066 -> 0.028) against starting at the crop centre. Batches: a fresh permutation of the dataset per epoch from (seed, epoch),
+so a resumed run sees the same batches as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import multiprocessing
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..solver import load_face_model
+from ..tools.build_assets import EMBEDDINGS_DIR
+from .network import LOSSES, DenseLandmarkNet, to_normalised
+from .synthetic import SyntheticConfig, SyntheticRenderer, load_footage_frames
+
+WARMUP_FRACTION = 0.05
+#: The held-out samples of a run come from the stream seed + HELD_OUT_OFFSET.
+HELD_OUT_OFFSET = 1000
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a run (stored in the run folder)."""
+
+    landmark_set: str = "dense320"
+    size: int = 128
+    width: float = 0.5
+    loss: str = "gnll"
+    images: int = 8000
+    shard: int = 200
+    steps: int = 4000
+    batch: int = 32
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    weights: str = "uniform"          # or "sampling": lambda_i = the set's sampling weight
+    init_mean: bool = True            # start the positions at the training labels' mean
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {self.loss!r}")
+        if self.weights not in ("uniform", "sampling"):
+            raise ValueError(f"weights must be 'uniform' or 'sampling', got {self.weights!r}")
+        if min(self.size, self.images, self.shard, self.steps, self.batch) <= 0:
+            raise ValueError("size, images, shard, steps and batch must be positive")
+
+
+def landmark_weights(landmark_set: str, mode: str, count: int) -> np.ndarray:
+    """Per-landmark loss weights lambda (L,) float32: ones, or the set's sampling weights
+    (landmarks/data/<set>_embedding.npz `weight`) scaled to mean 1."""
+    if mode == "uniform":
+        return np.ones(count, dtype=np.float32)
+    with np.load(EMBEDDINGS_DIR / f"{landmark_set}_embedding.npz", allow_pickle=False) as data:
+        weight = data["weight"].astype(np.float32)
+    if len(weight) != count:
+        raise ValueError(f"{landmark_set} has {len(weight)} weights for {count} landmarks")
+    return weight / weight.mean()
+
+
+# ----------------------------------------------------------------------------- data
+
+_WORKER: dict = {}
+
+
+def _worker_start(landmark_set: str, size: int) -> None:
+    _WORKER["renderer"] = SyntheticRenderer(load_face_model(), landmark_set,
+                                            SyntheticConfig(size=size), load_footage_frames())
+
+
+def _worker_shard(job: tuple[int, int, int, str]) -> str:
+    seed, start, count, path = job
+    images, landmarks, visible = _WORKER["renderer"].batch(seed, start, count)
+    tmp = Path(path).with_suffix(".tmp.npz")
+    np.savez(tmp, images=images, landmarks=landmarks, visible=visible)
+    tmp.replace(path)
+    return path
+
+
+def render_dataset(folder: Path, landmark_set: str, size: int, seed: int, images: int,
+                   shard: int, workers: int = 1) -> list[Path]:
+    """Render (or reuse) the shards of `images` samples of the stream `seed` in `folder`.
+
+    Returns the shard paths in order. Shards already on disk are kept (resumable).
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    jobs, paths = [], []
+    for k, start in enumerate(range(0, images, shard)):
+        path = folder / f"shard_{k:04d}.npz"
+        paths.append(path)
+        if not path.is_file():
+            jobs.append((seed, start, min(shard, images - start), str(path)))
+    if jobs:
+        if workers <= 1:
+            _worker_start(landmark_set, size)
+            for job in jobs:
+                _worker_shard(job)
+        else:
+            with multiprocessing.get_context("fork").Pool(workers, _worker_start,
+                                                          (landmark_set, size)) as pool:
+                list(pool.imap_unordered(_worker_shard, jobs))
+    return paths
+
+
+def load_shards(paths: list[Path]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """images (n, S, S, 3) uint8, landmarks (n, L, 2) float32, visible (n, L) bool."""
+    parts = [np.load(path, allow_pickle=False) for path in paths]
+    return tuple(np.concatenate([p[key] for p in parts])
+                 for key in ("images", "landmarks", "visible"))
+
+
+def image_tensor(images: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """(n, S, S, 3) uint8 -> (n, 3, S, S) float32 network input."""
+    images = torch.as_tensor(images)
+    return images.permute(0, 3, 1, 2).float().contiguous()
+
+
+# ----------------------------------------------------------------------------- training
+
+def learning_rate(config: TrainConfig, step: int) -> float:
+    warmup = max(1, int(WARMUP_FRACTION * config.steps))
+    if step < warmup:
+        return config.lr * (step + 1) / warmup
+    progress = (step - warmup) / max(1, config.steps - warmup)
+    return config.lr * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def batch_indices(config: TrainConfig, count: int, step: int) -> np.ndarray:
+    """The dataset indices of batch `step` (deterministic, resumable)."""
+    first = step * config.batch
+    epoch, offset = divmod(first, count)
+    order = np.random.default_rng([config.seed, epoch]).permutation(count)
+    indices = order[offset:offset + config.batch]
+    if len(indices) < config.batch:
+        following = np.random.default_rng([config.seed, epoch + 1]).permutation(count)
+        indices = np.concatenate([indices, following[:config.batch - len(indices)]])
+    return indices
+
+
+@dataclass
+class TrainResult:
+    """step: steps done in total; finished: step == config.steps; losses: this call's
+    (step, loss) pairs; seconds: this call's wall time."""
+
+    step: int
+    finished: bool
+    losses: list
+    seconds: float
+
+
+def build_network(config: TrainConfig, num_landmarks: int) -> DenseLandmarkNet:
+    torch.manual_seed(config.seed)
+    return DenseLandmarkNet(num_landmarks, config.width)
+
+
+def train(config: TrainConfig, run: Path, images: np.ndarray, landmarks: np.ndarray,
+          max_seconds: float | None = None, checkpoint_every: int = 200,
+          log=None) -> tuple[DenseLandmarkNet, TrainResult]:
+    """Train (or resume) the run in folder `run` on the given data.
+
+    images : (n, S, S, 3) uint8 BGR; landmarks : (n, L, 2) float32 crop px.
+    Returns the network (train mode off) and what this call did.
+    """
+    run.mkdir(parents=True, exist_ok=True)
+    _check_config(run, config)
+    num_landmarks = landmarks.shape[1]
+    network = build_network(config, num_landmarks)
+    optimiser = torch.optim.AdamW(network.parameters(), lr=config.lr,
+                                  weight_decay=config.weight_decay)
+    step = 0
+    checkpoint = run / "checkpoint.pt"
+    if checkpoint.is_file():
+        state = torch.load(checkpoint, weights_only=True)
+        network.load_state_dict(state["model"])
+        optimiser.load_state_dict(state["optimiser"])
+        step = int(state["step"])
+    elif config.init_mean:
+        network.set_mean_positions(to_normalised(landmarks.mean(0), config.size))
+    weights = torch.from_numpy(landmark_weights(config.landmark_set, config.weights,
+                                                num_landmarks))
+    loss_function = LOSSES[config.loss]
+    x_all = torch.from_numpy(images)                                   # uint8, per batch to float
+    y_all = torch.from_numpy(to_normalised(landmarks, config.size).astype(np.float32))
+    start = time.perf_counter()
+    losses = []
+    network.train()
+    with (run / "log.jsonl").open("a") as log_file:
+        while step < config.steps:
+            if max_seconds is not None and time.perf_counter() - start > max_seconds:
+                break
+            for group in optimiser.param_groups:
+                group["lr"] = learning_rate(config, step)
+            index = torch.from_numpy(batch_indices(config, len(x_all), step))
+            loss = loss_function(network(image_tensor(x_all[index])), y_all[index], weights)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            step += 1
+            losses.append((step, loss.item()))
+            if step % 20 == 0 or step == config.steps:
+                record = {"step": step, "loss": float(np.mean([l for _, l in losses[-20:]])),
+                          "lr": learning_rate(config, step - 1),
+                          "seconds": round(time.perf_counter() - start, 1)}
+                log_file.write(json.dumps(record) + "\n")
+                log_file.flush()
+                if log:
+                    log(record)
+            if step % checkpoint_every == 0:
+                _save(checkpoint, network, optimiser, step)
+    _save(checkpoint, network, optimiser, step)
+    network.eval()
+    return network, TrainResult(step, step >= config.steps, losses, time.perf_counter() - start)
+
+
+def _check_config(run: Path, config: TrainConfig) -> None:
+    path = run / "config.json"
+    if path.is_file():
+        stored = json.loads(path.read_text())
+        if stored != asdict(config):
+            raise ValueError(f"{run} holds a run with another config: {stored}")
+    else:
+        path.write_text(json.dumps(asdict(config), indent=2))
+
+
+def _save(path: Path, network, optimiser, step: int) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save({"model": network.state_dict(), "optimiser": optimiser.state_dict(),
+                "step": step}, tmp)
+    tmp.replace(path)
+
+
+def load_network(run: Path) -> tuple[TrainConfig, DenseLandmarkNet, int]:
+    """The config, the network (eval mode) and the step of a run's checkpoint."""
+    config = TrainConfig(**json.loads((run / "config.json").read_text()))
+    state = torch.load(run / "checkpoint.pt", weights_only=True)
+    num_landmarks = state["model"]["head.bias"].shape[0] // 3
+    network = build_network(config, num_landmarks)
+    network.load_state_dict(state["model"])
+    return config, network.eval(), int(state["step"])
+
+
+def predict(network: DenseLandmarkNet, images: np.ndarray, batch: int = 64
+            ) -> np.ndarray:
+    """Raw outputs (n, L, 3) float32 for images (n, S, S, 3) uint8."""
+    outputs = []
+    with torch.no_grad():
+        for start in range(0, len(images), batch):
+            outputs.append(network(image_tensor(images[start:start + batch])).numpy())
+    return np.concatenate(outputs)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--run", type=Path, required=True)
+    for name, value in asdict(TrainConfig()).items():
+        kind = (lambda text: text.lower() in ("1", "true", "yes")) if isinstance(value, bool) \
+            else type(value)
+        parser.add_argument(f"--{name.replace('_', '-')}", type=kind, default=value)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=1, help="processes rendering the dataset")
+    parser.add_argument("--max-minutes", type=float, default=None)
+    parser.add_argument("--checkpoint-every", type=int, default=200)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    config = TrainConfig(**{name: getattr(args, name) for name in asdict(TrainConfig())})
+    started = time.perf_counter()
+    paths = render_dataset(args.run / "data", config.landmark_set, config.size, config.seed,
+                           config.images, config.shard, args.workers)
+    images, landmarks, _ = load_shards(paths)
+    print(json.dumps({"dataset": len(images), "render_seconds": round(time.perf_counter() - started, 1)}),
+          flush=True)
+    budget = None if args.max_minutes is None else max(
+        0.0, 60 * args.max_minutes - (time.perf_counter() - started))
+    _, result = train(config, args.run, images, landmarks, budget, args.checkpoint_every,
+                      log=lambda record: print(json.dumps(record), flush=True))
+    print(json.dumps({"step": result.step, "finished": result.finished,
+                      "train_seconds": round(result.seconds, 1)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
