@@ -182,12 +182,7 @@ class DENSECAP_OT_track_cameras(_TrackOperator, bpy.types.Operator):
         if active_session() is not None:
             self.report({'ERROR'}, "A tracking job is already running (cancel it first)")
             return None
-        try:
-            from ..tracking.multiview import track_multiview
-        except ImportError as exc:
-            self.report({'ERROR'}, f"Tracking several cameras needs the multi-view fitter "
-                                   f"(densecap.tracking.multiview), which this build lacks: {exc}")
-            return None
+        from ..tracking import multiview
         sources = [clip_footage_source(view.clip) for view in views]
         try:
             for source in sources:
@@ -197,7 +192,7 @@ class DENSECAP_OT_track_cameras(_TrackOperator, bpy.types.Operator):
             return None
         offsets = [view.offset for view in views]
         face = settings.face_index if settings.face_index >= 0 else None
-        job = BackgroundJob(lambda progress, cancel: track_multiview(
+        job = BackgroundJob(lambda progress, cancel: multiview.track_multiview(
             sources, offsets, face_index=face, progress=progress, cancel=cancel))
         finish = partial(_finish_views, clip_names=tuple(view.clip.name for view in views))
         return self._begin(context, job, finish, "Tracking cameras")

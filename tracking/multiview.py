@@ -24,7 +24,8 @@ from ..solver.errors import SolverError
 from ..solver.offline import fit_offline, project_landmarks, OfflineCancelled
 from .errors import TrackingError
 from .performance import Camera, Performance, PerformanceBuilder
-from .pipeline import OFFLINE_SETTINGS, OfflineInputs, FrameResult, track_footage
+from .offline import OFFLINE_SETTINGS, OfflineInputs
+from .pipeline import FrameResult, track_footage
 from .progress import CancelToken, ProgressCallback
 
 

@@ -1,13 +1,11 @@
 """Track Cameras: the Blender side of the multi-view fit (cameras placed, one animation).
 
-The fitter itself (`densecap.tracking.multiview`) is built and tested on its own; here a
-stand-in module returns a `MultiviewRun`-shaped result made of a real tracked Performance,
-through the same background session as Track Clip.
+The fitter itself (`densecap.tracking.multiview`) is tested in tests/unit; here its
+`track_multiview` is replaced by one returning a `MultiviewRun` made of a real tracked
+Performance and known camera poses, run through the same background session as Track Clip.
 """
 
-import sys
-import types
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -20,30 +18,10 @@ from densecap.operators.session import active_session
 from densecap.operators.track import DENSECAP_OT_track_cameras
 from densecap.solver.conventions import CM_TO_M, MODEL_TO_BLENDER, MODEL_TO_OPENCV
 from densecap.solver.model import rodrigues
+from densecap.tracking import multiview
+from densecap.tracking.multiview import CameraPose, MultiviewRun
 from densecap.tracking.performance import Camera
 from workflow_helpers import TALKING, Recorder, fcurves, keys, run_session
-
-MODULE = "densecap.tracking.multiview"
-
-
-@dataclass(frozen=True)
-class CameraPose:
-    camera: Camera
-    rotation: np.ndarray
-    translation: np.ndarray
-    source: str
-    offset: int
-
-
-@dataclass(frozen=True)
-class MultiviewRun:
-    performance: object
-    cameras: tuple
-    frames_done: int
-    cancelled: bool
-    error: str | None
-    seconds: float
-
 
 @pytest.fixture
 def two_views(registered, shared_dir):
@@ -54,14 +32,6 @@ def two_views(registered, shared_dir):
         settings.views[-1].clip = clip
         settings.views[-1].offset = offset
     return settings
-
-
-def test_without_the_multiview_fitter_the_operator_says_so(two_views, monkeypatch):
-    monkeypatch.setitem(sys.modules, MODULE, None)          # import raises ImportError
-    operator = Recorder(DENSECAP_OT_track_cameras)
-    assert DENSECAP_OT_track_cameras.execute(operator, bpy.context) == {'CANCELLED'}
-    assert "multi-view fitter" in operator.messages('ERROR')[0]
-    assert active_session() is None and not bpy.data.actions
 
 
 def test_no_cameras_is_an_error(registered):
@@ -84,9 +54,7 @@ def test_multiview_result_places_cameras_and_keys_one_animation(two_views, track
                    CameraPose(Camera(900.0, 590, 590), rotation, translation, sources[1], 3))
         return MultiviewRun(performance, cameras, performance.num_frames, False, None, 1.0)
 
-    module = types.ModuleType(MODULE)
-    module.track_multiview = track_multiview
-    monkeypatch.setitem(sys.modules, MODULE, module)
+    monkeypatch.setattr(multiview, "track_multiview", track_multiview)
     assert bpy.ops.densecap.track_cameras() == {'FINISHED'}
     session = active_session()
     run_session(session)
