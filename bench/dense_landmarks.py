@@ -34,14 +34,14 @@ import os
 import time
 from pathlib import Path
 
-os.environ.setdefault("NUMBA_NUM_THREADS", "1")
-os.environ.setdefault("OMP_NUM_THREADS", "1")
+from densecap.bench.machine import cpu_name, single_thread_env
+
+single_thread_env()
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from bench.realtime_fit import cpu_name  # noqa: E402
 from densecap.landmarks.roi import align_face, crop  # noqa: E402
 from densecap.solver import load_face_model  # noqa: E402
 from densecap.training.export import export_onnx, onnx_session  # noqa: E402

@@ -38,7 +38,7 @@ from pathlib import Path  # noqa: E402
 
 import numba  # noqa: E402
 import numpy as np  # noqa: E402
-from realtime_fit import cpu_name  # noqa: E402  (bench/ is on sys.path when run)
+from densecap.bench.machine import cpu_name  # noqa: E402
 
 NOISE_PX = 1.5
 FPS = 30.0

@@ -12,9 +12,8 @@ random dense embeddings on the face area (solver.landmark_sets.random_embedding)
 
 import os
 
-# Absolute imports: this file also runs as a script (bench/ on sys.path, where other bench
-# scripts import cpu_name from it).
-from densecap.bench.machine import cpu_name, thread_env, write_json  # noqa: F401
+# Absolute imports: this file also runs as a script (bench/ on sys.path).
+from densecap.bench.machine import thread_env, write_json
 
 os.environ.update(thread_env(1))
 

@@ -14,12 +14,12 @@ import json
 import os
 import time
 
-os.environ.setdefault("NUMBA_NUM_THREADS", "1")
-os.environ.setdefault("OMP_NUM_THREADS", "1")
+from densecap.bench.machine import cpu_name, single_thread_env
+
+single_thread_env()
 
 import multiprocessing  # noqa: E402
 
-from bench.realtime_fit import cpu_name  # noqa: E402
 from densecap.solver import load_face_model  # noqa: E402
 from densecap.training.synthetic import (SyntheticConfig, SyntheticRenderer,  # noqa: E402
                                          load_footage_frames)
