@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import os
 import shutil
 import subprocess
@@ -107,9 +108,9 @@ def stage(wheels: list[Path], platforms: list[str], stage_dir: Path = STAGE_DIR)
         except OSError:
             shutil.copy2(wheel, stage_dir / "wheels" / wheel.name)
     manifest = (ROOT / "blender_manifest.toml").read_text()
-    listed = ",\n".join(f'  "./wheels/{wheel.name}"' for wheel in wheels)
-    extra = (f"platforms = [{', '.join(repr(p).replace(chr(39), chr(34)) for p in platforms)}]\n"
-             f"wheels = [\n{listed}\n]\n")
+    # JSON arrays of plain strings are valid TOML.
+    extra = (f"platforms = {json.dumps(platforms)}\n"
+             f"wheels = {json.dumps([f'./wheels/{wheel.name}' for wheel in wheels], indent=2)}\n")
     (stage_dir / "blender_manifest.toml").write_text(
         manifest.replace("\n[permissions]", "\n" + extra + "\n[permissions]", 1))
     return stage_dir
