@@ -96,9 +96,7 @@ class LandmarkFitTracker:
 
     @property
     def camera(self) -> Camera:
-        solver_camera = self._fitter.camera
-        return Camera(solver_camera.focal, solver_camera.width, solver_camera.height,
-                      tuple(solver_camera.principal_point))
+        return Camera.intrinsics_of(self._fitter.camera)
 
     @property
     def solver_camera(self) -> SolverCamera:

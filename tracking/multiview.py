@@ -188,7 +188,7 @@ def _check_overlap(ranges) -> None:
 
 def _pose(camera, reference, source: str, offset: int) -> CameraPose:
     """CameraPose of a solver camera relative to the reference solver camera (None: itself)."""
-    intrinsics = Camera(camera.focal, camera.width, camera.height, tuple(camera.principal_point))
+    intrinsics = Camera.intrinsics_of(camera)
     if reference is None:
         return CameraPose(intrinsics, np.eye(3), np.zeros(3), source, offset)
     rotation = camera.rotation @ reference.rotation.T
@@ -209,6 +209,5 @@ def _performance(tracker, fit, timeline, mu, sigma, fps, source, model, embeddin
         error = (float((np.linalg.norm(pixels[t] - mu[t, 0], axis=1)[usable]
                         / sigma[t, 0][usable]).mean()) if usable.any() else float("nan"))
         builder.add(int(frame), fit.psi[t], fit.theta[t], error, fit.energies[t])
-    return builder.build(fit.beta, Camera(camera.focal, camera.width, camera.height,
-                                          tuple(camera.principal_point)),
-                         fps, source, "offline", complete=True)
+    return builder.build(fit.beta, Camera.intrinsics_of(camera), fps, source, "offline",
+                         complete=True)

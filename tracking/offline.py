@@ -91,10 +91,8 @@ def refine_offline(tracker: FrameTracker, inputs: OfflineInputs, footage: Footag
         usable = np.isfinite(mu[t, 0]).all(1) & (sigma[t, 0] > 0)
         error = np.linalg.norm(pixels[t] - mu[t, 0], axis=1)[usable] / sigma[t, 0][usable]
         builder.add(frame_index, fit.psi[t], fit.theta[t], float(error.mean()), fit.energies[t])
-    solved = fit.cameras[0]
-    return builder.build(fit.beta, Camera(solved.focal, solved.width, solved.height,
-                                          tuple(solved.principal_point)),
-                         footage.fps, footage.source, "offline", complete=True)
+    return builder.build(fit.beta, Camera.intrinsics_of(fit.cameras[0]), footage.fps,
+                         footage.source, "offline", complete=True)
 
 
 def _last_found(found: np.ndarray, t: int) -> int:

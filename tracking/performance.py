@@ -75,6 +75,11 @@ class Camera:
             raise TrackingError(f"camera principal point must be two finite numbers, got "
                                 f"{self.principal_point}")
 
+    @classmethod
+    def intrinsics_of(cls, camera) -> "Camera":
+        """The intrinsics of a `solver.camera.Camera` (its extrinsics are not kept)."""
+        return cls(camera.focal, camera.width, camera.height, tuple(camera.principal_point))
+
     def matrix(self) -> np.ndarray:
         """(3, 3) float64 intrinsic matrix K (pixel-corner origin)."""
         cx, cy = self.principal_point
