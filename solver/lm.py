@@ -19,9 +19,12 @@ INITIAL_DAMPING = 1e-4
 MAX_DAMPING = 1e10
 #: Re-solves of one bounded step after moving crossing variables onto their bounds.
 MAX_PASSES = 8
+#: numba fastmath flags for the kernels: reassociation and contraction (vectorised sums and
+#: dot products) while keeping IEEE NaN / inf semantics, so the finiteness checks still hold.
+FAST_MATH = {"nsz", "arcp", "contract", "reassoc"}
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=FAST_MATH)
 def cholesky_factor(a):
     """Lower Cholesky factor of a symmetric positive definite a (n, n), not modified.
     Returns (low (n, n), ok); ok is False when a is not positive definite."""
@@ -42,7 +45,7 @@ def cholesky_factor(a):
     return low, True
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=FAST_MATH)
 def cholesky_substitute(low, b):
     """Solve (low low^T) x = b for b (n,) by forward and back substitution: x (n,)."""
     n = low.shape[0]
@@ -61,7 +64,7 @@ def cholesky_substitute(low, b):
     return x
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=FAST_MATH)
 def cholesky_solve(a, b):
     """Solve a x = b for symmetric positive definite a (n, n); a and b are not modified.
     Returns (x (n,), ok); ok is False when a is not positive definite."""
@@ -71,7 +74,7 @@ def cholesky_solve(a, b):
     return cholesky_substitute(low, b), True
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=FAST_MATH)
 def bounded_step(jtj, jtr, x, lower, upper, damping):
     """The projected LM step from x: returns (new x (P,) inside the bounds, ok).
 
@@ -130,7 +133,7 @@ def bounded_step(jtj, jtr, x, lower, upper, damping):
     return new, True
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=FAST_MATH)
 def predicted_decrease(jtj, jtr, x, new):
     """Decrease of ||r||^2 the Gauss-Newton model predicts for the step x -> new."""
     size = x.shape[0]

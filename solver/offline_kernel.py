@@ -24,9 +24,11 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .lm import DIAGONAL_FLOOR, bounded_step, cholesky_factor, cholesky_substitute
-from .realtime_kernel import (_landmark_point, evaluate_views, forward_kinematics,
-                              landmark_rows, point_projection, project_point, solve)
+from .lm import (DIAGONAL_FLOOR, FAST_MATH, bounded_step, cholesky_factor,
+                 cholesky_substitute)
+from .realtime_kernel import (ENERGIES, NORMAL_EQUATIONS, _landmark_point, evaluate_views,
+                              forward_kinematics, landmark_rows, point_projection,
+                              project_point, solve)
 
 #: Shared parameters per camera: rotation increment (3), translation (3), focal (1).
 CAMERA_PARAMS = 7
@@ -54,7 +56,7 @@ def _identity_offsets(g_rot, joint_identity, parents, out):
                     out[b, k, i] -= g_rot[k, i, j] * joint_identity[b, k, j]
 
 
-@njit(cache=True, parallel=True, fastmath=True)
+@njit(cache=True, parallel=True, fastmath=FAST_MATH)
 def schur_blocks(x, num_expr, joint_pos, parents, bary_sum, lk_ptr, lk_joint, lk_weight, lk_rest,
                  ex_ptr, ex_index, ex_vec, ex_col, col_ptr, col_index, theta_col, lk_identity,
                  joint_identity, cameras, mu, lmk_scale2, expression_weight, joint_weight,
@@ -75,11 +77,11 @@ def schur_blocks(x, num_expr, joint_pos, parents, bary_sum, lk_ptr, lk_joint, lk
         view_jtr = np.zeros(size)
         pixels = np.zeros((num_views, num_lmk, 2))
         energies[t] = evaluate_views(
-            x[t], True, num_expr, joint_pos, parents, bary_sum, lk_ptr, lk_joint, lk_weight,
-            lk_rest, ex_ptr, ex_index, ex_vec, ex_col, col_ptr, col_index, theta_col, cameras,
-            mu[t], lmk_scale2[t], np.zeros_like(pixels), np.zeros(num_views), expression_weight,
-            joint_weight, intersect_weight, check_rest, check_basis, check_scale, u[t],
-            g_frame[t], pixels, view_jtj, view_jtr)
+            x[t], NORMAL_EQUATIONS, num_expr, joint_pos, parents, bary_sum, lk_ptr, lk_joint,
+            lk_weight, lk_rest, ex_ptr, ex_index, ex_vec, ex_col, col_ptr, col_index, theta_col,
+            cameras, mu[t], lmk_scale2[t], np.zeros_like(pixels), np.zeros(num_views),
+            expression_weight, joint_weight, intersect_weight, check_rest, check_basis,
+            check_scale, u[t], g_frame[t], pixels, view_jtj, view_jtr)
         w[t, :, :] = 0.0
         v[t, :, :] = 0.0
         g_shared[t, :] = 0.0
@@ -269,9 +271,9 @@ def frame_energies(x, num_expr, joint_pos, parents, bary_sum, lk_ptr, lk_joint, 
     for t in prange(frames):
         scratch = np.zeros((1, 1))
         energies[t] = evaluate_views(
-            x[t], False, num_expr, joint_pos, parents, bary_sum, lk_ptr, lk_joint, lk_weight,
-            lk_rest, ex_ptr, ex_index, ex_vec, ex_col, col_ptr, col_index, theta_col, cameras,
-            mu[t], lmk_scale2[t], np.zeros_like(pixels[t]), np.zeros(num_views),
+            x[t], ENERGIES, num_expr, joint_pos, parents, bary_sum, lk_ptr, lk_joint,
+            lk_weight, lk_rest, ex_ptr, ex_index, ex_vec, ex_col, col_ptr, col_index, theta_col,
+            cameras, mu[t], lmk_scale2[t], np.zeros_like(pixels[t]), np.zeros(num_views),
             expression_weight, joint_weight, intersect_weight, check_rest, check_basis,
             check_scale, scratch, np.zeros(1), pixels[t], scratch, np.zeros(1))
 
@@ -310,7 +312,7 @@ def smoothing_sweep(parity, x, lower, upper, max_iterations, tolerance, num_expr
             bary_sum, lk_ptr, lk_joint, lk_weight, lk_rest, ex_ptr, ex_index, ex_vec, ex_col,
             col_ptr, col_index, theta_col, cameras, mu[t], lmk_scale2[t], previous, weights,
             expression_weight, joint_weight, intersect_weight, check_rest, check_basis,
-            check_scale, out)
+            check_scale, out, np.zeros((x.shape[1], x.shape[1])), False)
         iterations[t] = its
         if status != 3:
             x[t] = x_new

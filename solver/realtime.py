@@ -230,21 +230,34 @@ class RealtimeFitter:
         self.table = build_landmark_table(model, self.embedding, self.beta,
                                           self.settings.sparsity_threshold)
         self._check_rest, self._check_basis = collider_tables(model, self.colliders, self.beta)
+        self._normal_equations = None
 
     def camera_vector(self) -> np.ndarray:
         """The kernel's camera layout (15,): f, cx, cy, R (row-major), T."""
         return camera_vector(self.camera)
 
     def _run(self, x0, mu, scale2, previous, max_iterations):
+        """The kernel's LM from x0. J^T J of the last solution is kept (with its point and
+        camera) and reused when the next solve starts there: tracking warm-starts each frame
+        from the last one, so the start needs the gradient only (J^T J differs only by the
+        new frame's landmark weights; the LM needs an approximation, the gradient is exact)."""
         s = self.settings
         pixels = np.zeros((1, len(self.embedding), 2))
         prev = np.zeros_like(pixels) if previous is None else np.asarray(previous, np.float64)
         temporal = s.temporal if previous is not None else 0.0
+        camera = self.camera_vector()
+        kept = self._normal_equations
+        reuse = (kept is not None and np.array_equal(kept[0], x0)
+                 and np.array_equal(kept[1], camera))
+        jtj = kept[2] if reuse else np.zeros((x0.size, x0.size))
         x, energies, iterations, status = kernel.solve(
             x0, self.lower, self.upper, max_iterations, s.tolerance, self.model.num_expressions,
-            *self.table.kernel_args(), self.camera_vector()[None], mu[None], scale2[None],
+            *self.table.kernel_args(), camera[None], mu[None], scale2[None],
             prev.reshape(pixels.shape), np.array([temporal]), s.expression, s.joints,
-            s.intersect, self._check_rest, self._check_basis, self.colliders.scale, pixels)
+            s.intersect, self._check_rest, self._check_basis, self.colliders.scale, pixels, jtj,
+            reuse)
+        self._normal_equations = ((x.copy(), camera, jtj) if max_iterations > 0 and status != 3
+                                  else None)
         return x, energies, iterations, status, pixels[0]
 
     def fit(self, mu: np.ndarray, sigma: np.ndarray, psi0: np.ndarray, theta0: np.ndarray,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .lm import INITIAL_DAMPING, MAX_DAMPING, bounded_step, predicted_decrease
+from .lm import FAST_MATH, INITIAL_DAMPING, MAX_DAMPING, bounded_step, predicted_decrease
 
 NUM_JOINTS = 5
 NUM_ROT = 3 * NUM_JOINTS
@@ -15,6 +15,9 @@ MIN_DEPTH = 1.0  # cm: a landmark nearer to (or behind) the camera makes the ene
 
 # Order of the per-term energies returned by the kernels (= energies.TERM_NAMES).
 T_LANDMARKS, T_IDENTITY, T_EXPRESSION, T_JOINTS, T_TEMPORAL, T_INTERSECT = range(6)
+# What `evaluate` computes besides the energies: nothing, the gradient J^T r, or the normal
+# equations J^T J and J^T r.
+ENERGIES, GRADIENT, NORMAL_EQUATIONS = 0, 1, 2
 
 
 @njit(cache=True, inline="always")
@@ -202,6 +205,16 @@ def landmark_rows(l, num_expr, proj, g_rot, d_rot, d_off, bary_sum, lk_ptr, lk_j
 
 
 @njit(cache=True, inline="always")
+def add_landmark_gradient(c0, c1, col_index, jrow0, jrow1, g0, g1, jtr):
+    """jtr += J^T (g0, g1) over the landmark's columns col_index[c0:c1]; clears the rows."""
+    for a in range(c0, c1):
+        ga = col_index[a]
+        jtr[ga] += jrow0[ga] * g0 + jrow1[ga] * g1
+        jrow0[ga] = 0.0
+        jrow1[ga] = 0.0
+
+
+@njit(cache=True, inline="always")
 def add_landmark_normal_equations(c0, c1, col_index, jrow0, jrow1, weight, g0, g1, jtj, jtr):
     """Upper triangle of jtj += weight * J^T J and jtr += J^T (g0, g1) over the landmark's
     columns col_index[c0:c1]; clears the rows' pattern afterwards."""
@@ -234,14 +247,15 @@ def landmark_positions(psi, theta, joint_pos, parents, bary_sum, lk_ptr, lk_join
     return out
 
 
-@njit(cache=True, fastmath=True)
-def evaluate(x, with_jacobian, num_expr, joint_pos, parents, bary_sum, lk_ptr, lk_joint,
+@njit(cache=True, fastmath=FAST_MATH)
+def evaluate(x, derivatives, num_expr, joint_pos, parents, bary_sum, lk_ptr, lk_joint,
              lk_weight, lk_rest, ex_ptr, ex_index, ex_vec, ex_col, col_ptr, col_index,
              theta_col, camera, mu, lmk_scale2, previous, temporal_weight, expression_weight,
              joint_weight, intersect_weight, check_rest, check_basis, check_scale, jtj, jtr,
              pixels):
-    """Per-term energies (6,) at x = [psi, theta]; if with_jacobian, fills jtj (P,P) and
-    jtr (P,) (sum over terms of J^T J, J^T r). pixels (L, 2) receives the projections.
+    """Per-term energies (6,) at x = [psi, theta]; derivatives GRADIENT fills jtr (P,)
+    (sum over terms of J^T r), NORMAL_EQUATIONS also jtj (P, P) (J^T J). pixels (L, 2)
+    receives the projections.
 
     camera : (15,) = f, cx, cy, R (9, row-major), T (3). lmk_scale2 : (L,) weight/(2 sigma^2),
     0 for unusable landmarks; previous : (L, 2), temporal_weight 0 when there is none.
@@ -253,9 +267,12 @@ def evaluate(x, with_jacobian, num_expr, joint_pos, parents, bary_sum, lk_ptr, l
     f, cx, cy = camera[0], camera[1], camera[2]
     r_cam = camera[3:12].reshape(3, 3)
     t_cam = camera[12:15]
+    with_jacobian = derivatives != ENERGIES
+    with_jtj = derivatives == NORMAL_EQUATIONS
     if with_jacobian:
-        jtj[:, :] = 0.0
         jtr[:] = 0.0
+    if with_jtj:
+        jtj[:, :] = 0.0
     jrow0 = np.zeros(x.shape[0])   # the landmark's two Jacobian rows, dense, zero outside
     jrow1 = np.zeros(x.shape[0])   # its column pattern
     rest = np.zeros((lk_rest.shape[0], 3))
@@ -290,19 +307,25 @@ def evaluate(x, with_jacobian, num_expr, joint_pos, parents, bary_sum, lk_ptr, l
         landmark_rows(l, num_expr, proj, g_rot, d_rot, d_off, bary_sum, lk_ptr, lk_joint,
                       lk_weight, ex_ptr, ex_index, ex_vec, ex_col, theta_col, rest, pr, jrow0,
                       jrow1)
-        add_landmark_normal_equations(col_ptr[l], col_ptr[l + 1], col_index, jrow0, jrow1,
-                                      weight, g0, g1, jtj, jtr)
+        if with_jtj:
+            add_landmark_normal_equations(col_ptr[l], col_ptr[l + 1], col_index, jrow0, jrow1,
+                                          weight, g0, g1, jtj, jtr)
+        else:
+            add_landmark_gradient(col_ptr[l], col_ptr[l + 1], col_index, jrow0, jrow1, g0, g1,
+                                  jtr)
     # E_expression and E_joints (neck, head, eyes: theta[3:15])
     for e in range(num_expr):
         energies[T_EXPRESSION] += expression_weight * psi[e] * psi[e]
         if with_jacobian:
-            jtj[e, e] += expression_weight
             jtr[e] += expression_weight * psi[e]
+        if with_jtj:
+            jtj[e, e] += expression_weight
     for j in range(3, NUM_ROT):
         energies[T_JOINTS] += joint_weight * theta[j] * theta[j]
         if with_jacobian:
-            jtj[num_expr + j, num_expr + j] += joint_weight
             jtr[num_expr + j] += joint_weight * theta[j]
+        if with_jtj:
+            jtj[num_expr + j, num_expr + j] += joint_weight
     # E_intersect (bind space, linear in psi; see colliders.py)
     if intersect_weight > 0.0:
         grad = np.zeros(num_expr)
@@ -328,9 +351,10 @@ def evaluate(x, with_jacobian, num_expr, joint_pos, parents, bary_sum, lk_ptr, l
                                           + q2 * check_basis[i, e, 2])
                 for a in range(num_expr):
                     jtr[a] += grad[a] * r
-                    for b in range(a, num_expr):
-                        jtj[a, b] += grad[a] * grad[b]
-    if with_jacobian:
+                    if with_jtj:
+                        for b in range(a, num_expr):
+                            jtj[a, b] += grad[a] * grad[b]
+    if with_jtj:
         size = x.shape[0]
         for a in range(size):
             for b in range(a + 1, size):
@@ -339,7 +363,7 @@ def evaluate(x, with_jacobian, num_expr, joint_pos, parents, bary_sum, lk_ptr, l
 
 
 @njit(cache=True)
-def evaluate_views(x, with_jacobian, num_expr, joint_pos, parents, bary_sum, lk_ptr, lk_joint,
+def evaluate_views(x, derivatives, num_expr, joint_pos, parents, bary_sum, lk_ptr, lk_joint,
                    lk_weight, lk_rest, ex_ptr, ex_index, ex_vec, ex_col, col_ptr, col_index,
                    theta_col, cameras, mu, lmk_scale2, previous, temporal_weight,
                    expression_weight, joint_weight, intersect_weight, check_rest, check_basis,
@@ -348,19 +372,20 @@ def evaluate_views(x, with_jacobian, num_expr, joint_pos, parents, bary_sum, lk_
     lmk_scale2 (C, L), previous (C, L, 2), temporal_weight (C,), pixels (C, L, 2); the
     expression / joint / intersect terms are counted once. view_jtj (P, P), view_jtr (P,)
     are scratch (unused when C == 1)."""
-    energies = evaluate(x, with_jacobian, num_expr, joint_pos, parents, bary_sum, lk_ptr,
+    energies = evaluate(x, derivatives, num_expr, joint_pos, parents, bary_sum, lk_ptr,
                         lk_joint, lk_weight, lk_rest, ex_ptr, ex_index, ex_vec, ex_col, col_ptr,
                         col_index, theta_col, cameras[0], mu[0], lmk_scale2[0], previous[0],
                         temporal_weight[0], expression_weight, joint_weight, intersect_weight,
                         check_rest, check_basis, check_scale, jtj, jtr, pixels[0])
     for c in range(1, cameras.shape[0]):
-        energies += evaluate(x, with_jacobian, num_expr, joint_pos, parents, bary_sum, lk_ptr,
+        energies += evaluate(x, derivatives, num_expr, joint_pos, parents, bary_sum, lk_ptr,
                              lk_joint, lk_weight, lk_rest, ex_ptr, ex_index, ex_vec, ex_col,
                              col_ptr, col_index, theta_col, cameras[c], mu[c], lmk_scale2[c],
                              previous[c], temporal_weight[c], 0.0, 0.0, 0.0, check_rest,
                              check_basis, check_scale, view_jtj, view_jtr, pixels[c])
-        if with_jacobian:
+        if derivatives == NORMAL_EQUATIONS:
             jtj += view_jtj
+        if derivatives != ENERGIES:
             jtr += view_jtr
     return energies
 
@@ -370,32 +395,36 @@ def solve(x0, lower, upper, max_iterations, tolerance, num_expr, joint_pos, pare
           lk_ptr, lk_joint, lk_weight, lk_rest, ex_ptr, ex_index, ex_vec, ex_col, col_ptr,
           col_index, theta_col, cameras, mu, lmk_scale2, previous, temporal_weight,
           expression_weight, joint_weight, intersect_weight, check_rest, check_basis,
-          check_scale, pixels):
+          check_scale, pixels, jtj, reuse_jtj):
     """Projected LM from x0 over C views (arrays as in `evaluate_views`).
+
+    jtj (P, P): on return J^T J at the returned x. With reuse_jtj it must hold J^T J at x0
+    on entry (e.g. the previous frame's, which ended at x0): the start then needs the
+    gradient only; should that matrix fail to give a decreasing step it is rebuilt at x0.
     Returns (x, energies (6,), iterations, status):
     status 0 converged (actual or predicted relative decrease below tolerance), 1 converged
     (no decreasing step), 2 iteration limit,
     3 non-finite energy at the start."""
     size = x0.shape[0]
-    jtj, trial_jtj = np.zeros((size, size)), np.zeros((size, size))
+    trial_jtj = np.zeros((size, size))
     jtr, trial_jtr = np.zeros(size), np.zeros(size)
     view_jtj, view_jtr = np.zeros((size, size)), np.zeros(size)
     x = x0.copy()
     trial_pixels = pixels.copy()
 
-    def energy_at(point, out_jtj, out_jtr, out_pixels):
-        # the trial point is evaluated with its normal equations: most steps are accepted
-        return evaluate_views(point, True, num_expr, joint_pos, parents, bary_sum, lk_ptr,
-                              lk_joint, lk_weight, lk_rest, ex_ptr, ex_index, ex_vec, ex_col,
-                              col_ptr, col_index, theta_col, cameras, mu, lmk_scale2, previous,
-                              temporal_weight, expression_weight, joint_weight,
+    def energy_at(point, derivatives, out_jtj, out_jtr, out_pixels):
+        return evaluate_views(point, derivatives, num_expr, joint_pos, parents, bary_sum,
+                              lk_ptr, lk_joint, lk_weight, lk_rest, ex_ptr, ex_index, ex_vec,
+                              ex_col, col_ptr, col_index, theta_col, cameras, mu, lmk_scale2,
+                              previous, temporal_weight, expression_weight, joint_weight,
                               intersect_weight, check_rest, check_basis, check_scale, out_jtj,
                               out_jtr, out_pixels, view_jtj, view_jtr)
 
-    energies = energy_at(x, jtj, jtr, pixels)
+    energies = energy_at(x, GRADIENT if reuse_jtj else NORMAL_EQUATIONS, jtj, jtr, pixels)
     total = energies.sum()
     if not np.isfinite(total):
         return x, energies, 0, 3
+    fresh = not reuse_jtj     # jtj was accumulated for this problem (not carried over)
     damping = INITIAL_DAMPING
     for iteration in range(1, max_iterations + 1):
         trial, ok = bounded_step(jtj, jtr, x, lower, upper, damping)
@@ -404,17 +433,23 @@ def solve(x0, lower, upper, max_iterations, tolerance, num_expr, joint_pos, pare
         trial_energies = energies
         trial_total = np.inf
         if ok:
-            trial_energies = energy_at(trial, trial_jtj, trial_jtr, trial_pixels)
+            # the trial point is evaluated with its normal equations: most steps are accepted
+            trial_energies = energy_at(trial, NORMAL_EQUATIONS, trial_jtj, trial_jtr,
+                                       trial_pixels)
             trial_total = trial_energies.sum()
         if np.isfinite(trial_total) and trial_total < total:
             decrease = (total - trial_total) / max(total, 1e-300)
             x, energies, total = trial, trial_energies, trial_total
-            jtj, trial_jtj = trial_jtj, jtj
+            jtj[:, :] = trial_jtj
             jtr, trial_jtr = trial_jtr, jtr
             pixels[:, :, :] = trial_pixels
+            fresh = True
             damping = max(damping * 0.1, 1e-12)
             if decrease < tolerance:
                 return x, energies, iteration, 0
+        elif not fresh:     # the carried-over J^T J gave no decrease: rebuild it at x
+            energy_at(x, NORMAL_EQUATIONS, jtj, jtr, pixels)
+            fresh = True
         else:
             damping *= 10.0
             if damping > MAX_DAMPING:

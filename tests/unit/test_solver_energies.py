@@ -113,7 +113,8 @@ def test_kernel_normal_equations_equal_the_dense_reference(face_model, colliders
     usable = sigma > 0
     scale2 = np.where(usable, 1.0 / (2 * np.where(usable, sigma, 1) ** 2), 0.0)
     energies = realtime_kernel.evaluate(
-        x, True, face_model.num_expressions, *fitter.table.kernel_args(),
+        x, realtime_kernel.NORMAL_EQUATIONS, face_model.num_expressions,
+        *fitter.table.kernel_args(),
         fitter.camera_vector(), mu, scale2, previous, settings.temporal, settings.expression,
         settings.joints, settings.intersect, fitter._check_rest, fitter._check_basis,
         colliders.scale, jtj, jtr, pixels)
