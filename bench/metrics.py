@@ -10,6 +10,10 @@ Definitions (68-point iBUG layout, pixels):
   landmarks over all landmarks and all frame triples that are valid, divided by an
   inter-ocular distance (dimensionless; real head motion contributes too, so compare methods
   on the same clip, not clips with each other).
+- shape error: distance between a fitted and a true vertex set (cm in, mm out) after removing
+  the mean offset, and with remove_scale the size too (the least-squares scale of the fitted
+  set onto the true one): one camera, or several with unknown extrinsics, cannot tell a
+  smaller face nearer from a larger one further away, so the size is reported apart.
 """
 
 from __future__ import annotations
@@ -89,3 +93,13 @@ def jitter(points: np.ndarray, valid: np.ndarray, scale: float | np.ndarray) -> 
     per_frame = np.linalg.norm(acceleration, axis=2).mean(axis=1)             # (F-2,)
     scale = np.broadcast_to(np.asarray(scale, np.float64), (len(points),))[1:-1]
     return float((per_frame[triple] / scale[triple]).mean())
+
+
+def shape_error_mm(fitted: np.ndarray, truth: np.ndarray, *, remove_scale: bool,
+                   statistic=np.mean) -> float:
+    """statistic (mean or median) of the vertex distances (mm) between fitted and truth
+    (N, 3), in cm, after removing the mean offset (and the scale when remove_scale)."""
+    fitted = np.asarray(fitted, np.float64) - np.mean(fitted, axis=0)
+    truth = np.asarray(truth, np.float64) - np.mean(truth, axis=0)
+    scale = (fitted * truth).sum() / (fitted * fitted).sum() if remove_scale else 1.0
+    return 10.0 * float(statistic(np.linalg.norm(scale * fitted - truth, axis=1)))

@@ -39,6 +39,7 @@ from pathlib import Path  # noqa: E402
 import numba  # noqa: E402
 import numpy as np  # noqa: E402
 from densecap.bench.machine import cpu_name  # noqa: E402
+from densecap.bench.metrics import shape_error_mm  # noqa: E402
 
 NOISE_PX = 1.5
 FPS = 30.0
@@ -74,10 +75,9 @@ def errors(model, region, truth, result, step: int = 30) -> dict:
     from densecap.solver.model import mesh, shape
     beta, psi, theta = truth
     zero = np.zeros(model.num_expressions)
-    fitted, true = shape(model, result.beta, zero, region), shape(model, beta, zero, region)
-    fitted, true = fitted - fitted.mean(0), true - true.mean(0)
-    scale = (fitted * true).sum() / (fitted * fitted).sum()
-    identity = 10.0 * float(np.median(np.linalg.norm(scale * fitted - true, axis=1)))
+    identity = shape_error_mm(shape(model, result.beta, zero, region),
+                              shape(model, beta, zero, region), remove_scale=True,
+                              statistic=np.median)
     pairs = [(mesh(model, result.beta, result.psi[i], result.theta[i], region),
               mesh(model, beta, psi[i], theta[i], region)) for i in range(0, len(psi), step)]
     fit_all = np.concatenate([p[0] for p in pairs])

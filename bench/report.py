@@ -194,8 +194,10 @@ def synthetic_section(report: dict | None, plots: Path) -> list[str]:
                       f"{MISSING} ({entry['reason']})", ""]
             continue
         lines += [f"Offline fitter {key.replace('_', ' ')} ({entry['note']}):", ""]
-        lines += _table([column, "identity error (mm)", "mesh error (mm)", "expression MAE"],
-                        [[r[column], r["identity_error_mm"], r["mesh_error_mm"],
+        lines += _table([column, "identity error (mm)", "without size (mm)", "mesh error (mm)",
+                         "expression MAE"],
+                        [[r[column], r["identity_error_mm"],
+                          r.get("identity_shape_error_mm", MISSING), r["mesh_error_mm"],
                           r["expression_mae"]] for r in entry["rows"]])
     lines += ["![synthetic](plots/synthetic.png)", ""]
     plt = _plt()

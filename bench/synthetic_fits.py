@@ -30,7 +30,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 from .machine import peak_rss_mb, write_json  # noqa: E402
-from .metrics import inter_ocular, jitter  # noqa: E402
+from .metrics import inter_ocular, jitter, shape_error_mm  # noqa: E402
 
 NOISE_LEVELS_PX = (0.5, 1.0, 2.0, 4.0, 8.0)
 SIGMA_MEAN_PX = 2.0
@@ -56,13 +56,14 @@ class Scene:
         self.ibug = self.model.landmark_embedding("ibug68")
 
 
-def mesh_error_mm(scene: Scene, beta, psi, theta, beta_true, psi_true, theta_true) -> float:
-    """Mean face-region vertex distance (mm) after removing the mean offset."""
+def mesh_error_mm(scene: Scene, beta, psi, theta, beta_true, psi_true, theta_true,
+                  remove_scale: bool = False) -> float:
+    """Mean face-region vertex distance (mm) after removing the mean offset (and the size
+    with remove_scale; see metrics.shape_error_mm)."""
     from densecap.solver import mesh
-    fitted = mesh(scene.model, beta, psi, theta, scene.region)
-    truth = mesh(scene.model, beta_true, psi_true, theta_true, scene.region)
-    offset = (fitted - truth).mean(axis=0)
-    return 10.0 * float(np.linalg.norm(fitted - truth - offset, axis=1).mean())
+    return shape_error_mm(mesh(scene.model, beta, psi, theta, scene.region),
+                          mesh(scene.model, beta_true, psi_true, theta_true, scene.region),
+                          remove_scale=remove_scale)
 
 
 def fit_sequence(scene: Scene, beta, psis, thetas, sigma_true, sigma_fit, settings,
@@ -189,7 +190,9 @@ def orbit_cameras(count: int, head: np.ndarray) -> list:
 
 def offline_run(scene: Scene, frames: int, cameras: int, seed: int) -> dict:
     """solver.offline.fit_offline on a synthetic clip seen by `cameras` views: identity error
-    (neutral face region, mean offset removed, mm), mean mesh error and expression MAE."""
+    (neutral face region, mean offset removed, mm; also with the size removed: the cameras
+    after the first have unknown extrinsics, so the scene's scale stays ambiguous and the
+    size error is reported apart), mean mesh error and expression MAE."""
     from densecap.solver import mesh
     from densecap.solver.offline import OfflineSettings, fit_offline
     from densecap.solver.problem import landmark_points
@@ -203,8 +206,10 @@ def offline_run(scene: Scene, frames: int, cameras: int, seed: int) -> dict:
     result = fit_offline(scene.model, scene.embedding, views, mu, sigma,
                          OfflineSettings(fit_focal=False))
     zero_psi, zero_theta = np.zeros(scene.model.num_expressions), np.zeros_like(thetas[0])
-    return {"identity_error_mm": mesh_error_mm(scene, result.beta, zero_psi, zero_theta, beta,
-                                               zero_psi, zero_theta),
+    neutral = (zero_psi, zero_theta)
+    return {"identity_error_mm": mesh_error_mm(scene, result.beta, *neutral, beta, *neutral),
+            "identity_shape_error_mm": mesh_error_mm(scene, result.beta, *neutral, beta,
+                                                     *neutral, remove_scale=True),
             "mesh_error_mm": float(np.mean([
                 mesh_error_mm(scene, result.beta, result.psi[i], result.theta[i], beta, psis[i],
                               thetas[i]) for i in range(0, frames, max(1, frames // 10))])),

@@ -89,3 +89,13 @@ def test_report_with_missing_sections(tmp_path):
     report = write_report(results, tmp_path).read_text()
     assert "| 68-pt NME inter-ocular (x, 3 images) | raw 6.00 %, fitted n/a | n/a |" in report
     assert "no clips.json" in report and (tmp_path / "plots" / "ced.png").is_file()
+
+
+def test_shape_error_removes_offset_and_optionally_size():
+    rng = np.random.default_rng(0)
+    truth = rng.normal(size=(50, 3))                      # cm
+    fitted = 1.1 * truth + np.array([3.0, -2.0, 5.0])     # 10 % larger, moved
+    assert metrics.shape_error_mm(fitted, truth, remove_scale=True) == pytest.approx(0.0, abs=1e-9)
+    centred = truth - truth.mean(0)
+    expected = 10.0 * np.linalg.norm(0.1 * centred, axis=1).mean()
+    assert metrics.shape_error_mm(fitted, truth, remove_scale=False) == pytest.approx(expected)
