@@ -6,8 +6,8 @@ landmarks, single thread; JIT compile time cold (fresh NUMBA_CACHE_DIR) and cach
 
 Synthetic sequences (solver.synthetic): a face drawn from the priors turning its head and
 changing expression, landmarks with 1.5 px noise on a ~256 px face, identity known and
-frozen (the per-frame path), E_temporal on. 68 = the model's iBUG-68 embedding, the others
-random dense embeddings on the face area (solver.landmark_sets.random_embedding).
+frozen (the per-frame path), E_temporal on. The landmarks are the sets the trackers use:
+68 iBUG, 320 and 703 of our dense networks, 478 of the MediaPipe front end (LANDMARK_SETS).
 """
 
 import os
@@ -26,7 +26,8 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-SIZES = (68, 320, 478, 703)
+#: landmark count -> the face model's embedding of that size.
+LANDMARK_SETS = {68: "ibug68", 320: "dense320", 478: "mediapipe478", 703: "dense703"}
 NOISE_PX = 1.5
 
 
@@ -71,11 +72,9 @@ def sequence(model, count: int, seed: int):
 def run_size(model, region, size: int, frames: int, tolerance: float) -> dict:
     from densecap.solver import mesh
     from densecap.solver.energies import FitSettings
-    from densecap.solver.landmark_sets import random_embedding
     from densecap.solver.realtime import RealtimeTracker
     from densecap.solver.synthetic import CAMERA, observe
-    emb = (model.landmark_embedding("ibug68") if size == 68
-           else random_embedding(model, size, seed=size))
+    emb = model.landmark_embedding(LANDMARK_SETS[size])
     beta, psis, thetas = sequence(model, frames, seed=7)
     settings = FitSettings(temporal=0.05, tolerance=tolerance)
     tracker = RealtimeTracker(model, emb, CAMERA, settings, beta=beta, refine_identity=False)
@@ -93,6 +92,7 @@ def run_size(model, region, size: int, frames: int, tolerance: float) -> dict:
     steady = np.array(times[1:]) * 1e3       # the first frame starts from a rigid guess
     return {
         "landmarks": size,
+        "landmark_set": LANDMARK_SETS[size],
         "ms_per_frame_median": round(float(np.median(steady)), 3),
         "ms_per_frame_p95": round(float(np.percentile(steady, 95)), 3),
         "iterations_median": float(np.median(iterations[1:])),
@@ -141,7 +141,7 @@ def main(argv=None) -> int:
     region = face_region_vertices(model)
     compile_probe()  # warm this process's cache
     report["sizes"] = [run_size(model, region, size, args.frames, args.tolerance)
-                       for size in SIZES]
+                       for size in LANDMARK_SETS]
     report["keyframe_refinement_s_478"] = round(keyframe_refinement_seconds(model, 478), 2)
     print(write_json(report, args.out))
     return 0
