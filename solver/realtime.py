@@ -21,8 +21,7 @@ from . import realtime_kernel as kernel
 from .camera import Camera
 from .colliders import Colliders, build_colliders
 from .conventions import JOINT_NAMES, THETA_SIZE, THETA_TRANSLATION
-from .energies import (TERM_NAMES, FitSettings, IdentityPrior, identity_residuals,
-                       landmark_scales)
+from .energies import TERM_NAMES, FitSettings, IdentityPrior, identity_residuals
 from .errors import SolverError
 from .face_model import FaceModel, LandmarkEmbedding
 from .lm import solve_bounded
@@ -159,14 +158,23 @@ class FrameResult:
     valid_landmarks: int = 0
 
 
+def frame_weights(mu: np.ndarray, sigma: np.ndarray, camera: Camera, weight: float
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The usable landmarks (L,) bool (finite mu and sigma, sigma > 0, mu within
+    OUTSIDE_IMAGE_LIMIT image sizes of the image), mu (L, 2) with 0 where unusable, and the
+    landmark weights weight / (2 sigma^2) (L,), 0 where unusable, of mu (L, 2), sigma (L,)."""
+    mu = np.ascontiguousarray(mu, dtype=np.float64)
+    sigma = np.ascontiguousarray(sigma, dtype=np.float64)
+    clean_mu, scale2 = np.empty_like(mu), np.empty_like(sigma)
+    usable = kernel.frame_weights(mu, sigma, float(camera.width), float(camera.height),
+                                  OUTSIDE_IMAGE_LIMIT, float(weight), clean_mu, scale2)
+    return usable, clean_mu, scale2
+
+
 def usable_landmarks(mu: np.ndarray, sigma: np.ndarray, camera: Camera) -> np.ndarray:
     """(L,) bool: finite mu and sigma, sigma > 0, mu within OUTSIDE_IMAGE_LIMIT image sizes
-    of the image."""
-    size = np.array([camera.width, camera.height], dtype=np.float64)
-    with np.errstate(invalid="ignore"):
-        inside = np.all((mu > -OUTSIDE_IMAGE_LIMIT * size)
-                        & (mu < (1 + OUTSIDE_IMAGE_LIMIT) * size), axis=1)
-        return np.isfinite(mu).all(1) & np.isfinite(sigma) & (sigma > 0) & inside
+    of the image (see frame_weights)."""
+    return frame_weights(mu, sigma, camera, 1.0)[0]
 
 
 def initial_pose(model: FaceModel, embedding: LandmarkEmbedding, camera: Camera,
@@ -232,9 +240,18 @@ class RealtimeFitter:
         self._check_rest, self._check_basis = collider_tables(model, self.colliders, self.beta)
         self._normal_equations = None
 
+    @property
+    def camera(self) -> Camera:
+        return self._camera
+
+    @camera.setter
+    def camera(self, camera: Camera) -> None:
+        self._camera = camera
+        self._camera_vector = camera_vector(camera)
+
     def camera_vector(self) -> np.ndarray:
-        """The kernel's camera layout (15,): f, cx, cy, R (row-major), T."""
-        return camera_vector(self.camera)
+        """The kernel's camera layout (15,): f, cx, cy, R (row-major), T (read only)."""
+        return self._camera_vector
 
     def _run(self, x0, mu, scale2, previous, max_iterations):
         """The kernel's LM from x0. J^T J of the last solution is kept (with its point and
@@ -272,11 +289,8 @@ class RealtimeFitter:
         if mu.shape != (count, 2) or sigma.shape != (count,):
             raise SolverError(f"expected mu ({count}, 2) and sigma ({count},), "
                               f"got {mu.shape} and {sigma.shape}")
-        usable = usable_landmarks(mu, sigma, self.camera)
-        x0 = np.r_[np.clip(psi0, 0.0, 1.0), theta0]
-        clean_mu = np.where(usable[:, None], mu, 0.0)
-        scale2 = np.where(usable, landmark_scales(clean_mu, np.where(usable, sigma, 1.0),
-                                                  self.settings.landmarks) ** 2, 0.0)
+        usable, clean_mu, scale2 = frame_weights(mu, sigma, self.camera, self.settings.landmarks)
+        x0 = np.concatenate((np.clip(psi0, 0.0, 1.0), theta0))
         if usable.sum() < MIN_LANDMARKS:
             _, energies, _, status, pixels = self._run(x0, clean_mu, scale2 * 0, None, 0)
             if status == 3:   # no pose yet (first frame): nothing is projected or weighted

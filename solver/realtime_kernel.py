@@ -235,6 +235,25 @@ def add_landmark_normal_equations(c0, c1, col_index, jrow0, jrow1, weight, g0, g
 
 
 @njit(cache=True)
+def frame_weights(mu, sigma, width, height, outside_limit, weight, clean_mu, scale2):
+    """Which landmarks of one view are usable: (L,) bool for finite mu (L, 2) less than
+    outside_limit image sizes outside the width x height image and finite sigma (L,) > 0.
+    Fills clean_mu (L, 2) (mu, 0 where unusable) and scale2 (L,), the landmark weight
+    weight / (2 sigma^2) (0 where unusable)."""
+    usable = np.zeros(mu.shape[0], dtype=np.bool_)
+    for l in range(mu.shape[0]):
+        u, v, s = mu[l, 0], mu[l, 1], sigma[l]
+        # comparisons with NaN are False: a NaN coordinate or sigma is unusable
+        usable[l] = (u > -outside_limit * width and u < (1.0 + outside_limit) * width
+                     and v > -outside_limit * height and v < (1.0 + outside_limit) * height
+                     and s > 0.0 and s < np.inf)
+        clean_mu[l, 0] = u if usable[l] else 0.0
+        clean_mu[l, 1] = v if usable[l] else 0.0
+        scale2[l] = weight / (2.0 * s * s) if usable[l] else 0.0
+    return usable
+
+
+@njit(cache=True)
 def landmark_positions(psi, theta, joint_pos, parents, bary_sum, lk_ptr, lk_joint, lk_weight,
                        lk_rest, ex_ptr, ex_index, ex_vec):
     """Model-space landmarks (L, 3) from the landmark table (= vertices2landmarks(mesh))."""
