@@ -12,6 +12,7 @@ from ..landmarks.mediapipe478 import (CROP_LAYOUT, CROP_SIZE, LEFT_EYE_IDS, MOUT
                                       RIGHT_EYE_IDS, MediaPipe478)
 from ..landmarks.roi import RoiTracker
 from ..landmarks.sigma import base_sigma, landmark_sigma
+from ..landmarks.stopwatch import NO_LAPS, NoLaps
 from ..solver.camera import Camera as SolverCamera
 from ..solver.energies import TERM_NAMES
 from ..solver.face_model import FaceModel
@@ -89,6 +90,23 @@ class LandmarkFitTracker:
         self._posed_weights = model.skin_weights[self._posed_ids]
         self._posed_beta: np.ndarray | None = None
         self._facing: np.ndarray | None = None
+        self._laps: NoLaps = NO_LAPS
+
+    @property
+    def laps(self) -> NoLaps:
+        """Per-stage timing (`landmarks.stopwatch`): the stages of `track` are detect or roi,
+        the landmark network's (see `MediaPipe478.__call__`), sigma, fit and pose. Off
+        (`NO_LAPS`) by default; the benches set a `Stopwatch`."""
+        return self._laps
+
+    @laps.setter
+    def laps(self, laps: NoLaps) -> None:
+        self._laps = self._networks.landmarks.laps = laps
+
+    @property
+    def keyframes(self) -> int:
+        """How many keyframes have refined identity / focal length so far."""
+        return len(self._fitter.keyframes)
 
     @property
     def identity(self) -> np.ndarray:
@@ -104,7 +122,9 @@ class LandmarkFitTracker:
         return self._fitter.camera
 
     def track(self, frame_index: int, image: np.ndarray) -> FrameResult:
+        laps = self._laps
         roi = self._roi.locate(image)
+        laps.lap("detect" if self._roi.detected else "roi")
         if roi is None:
             return FrameResult()
         mu, presence = self._networks.landmarks(image, roi)
@@ -114,7 +134,9 @@ class LandmarkFitTracker:
             return FrameResult()
         sigma = landmark_sigma(self._base_sigma, roi.scale, presence, roi.to_crop(mu), roi.size,
                                self._facing)
+        laps.lap("sigma")
         fit = self._fitter.track(mu, sigma)
+        laps.lap("fit")
         if not fit.success:
             self._roi.update(None, False)
             self._facing = None
@@ -126,10 +148,12 @@ class LandmarkFitTracker:
         camera = self._fitter.camera
         corners = posed[self._num_preview:].reshape(-1, 3, 3)
         self._facing = self._landmark_facing(corners @ camera.rotation.T + camera.translation)
-        return FrameResult(psi=fit.psi, theta=fit.theta, landmark_error=float(error.mean()),
-                           energies=np.array([fit.energies[name] for name in TERM_NAMES]),
-                           mu=mu, sigma=sigma,
-                           vertices_2d=camera.project(posed[:self._num_preview]))
+        result = FrameResult(psi=fit.psi, theta=fit.theta, landmark_error=float(error.mean()),
+                             energies=np.array([fit.energies[name] for name in TERM_NAMES]),
+                             mu=mu, sigma=sigma,
+                             vertices_2d=camera.project(posed[:self._num_preview]))
+        laps.lap("pose")
+        return result
 
     def _posed_vertices(self, psi: np.ndarray, theta: np.ndarray) -> np.ndarray:
         """(n, 3) posed positions of the preview and landmark-triangle vertices (cm)."""
