@@ -84,6 +84,7 @@ class _KeyframeFlags:
         return result
 
 
+CLOCKS = {"wall": time.perf_counter, "cpu": time.thread_time}
 #: The coarse stages of the report (bench/report.py) as sums of the fine ones.
 STAGE_GROUPS = {"decode": ("decode",), "detect": ("detect",),
                 "landmarks": ("face_crop", "face_net", "eye_crops", "iris_net", "iris_map"),
@@ -119,8 +120,11 @@ def summarise(rows: list[dict[str, float]], keyframes: list[bool]) -> dict:
                                        groups.sum(axis=1).mean())}
 
 
-def stage_times(clip: Path, frames: int, threads: int, preview: Path | None = None) -> dict:
-    """ms per frame per stage over the clip's first `frames` frames (see the module text)."""
+def stage_times(clip: Path, frames: int, threads: int, preview: Path | None = None,
+                clock: str = "wall") -> dict:
+    """ms per frame per stage over the clip's first `frames` frames (see the module text);
+    clock "wall" (perf_counter) or "cpu" (this thread's CPU time)."""
+    import cv2
     from densecap.landmarks.footage import open_footage
     from densecap.landmarks.stopwatch import Stopwatch
     from densecap.solver import load_face_model
@@ -128,7 +132,8 @@ def stage_times(clip: Path, frames: int, threads: int, preview: Path | None = No
     from densecap.tracking.pipeline import track_footage
     from densecap.tracking.preview import PreviewWriter
     model = load_face_model()
-    watch = Stopwatch()
+    cv2.setNumThreads(threads)
+    watch = Stopwatch(CLOCKS[clock])
     with open_footage(str(clip), end=frames) as footage:
         tracker = LandmarkFitTracker(model, footage.width, footage.height,
                                      networks=Networks(threads=threads))
@@ -141,7 +146,7 @@ def stage_times(clip: Path, frames: int, threads: int, preview: Path | None = No
         finally:
             if writer is not None:
                 writer.close()
-    return {"clip": str(clip), "preview": preview is not None,
+    return {"clip": str(clip), "preview": preview is not None, "clock": clock,
             **summarise(staged.rows, flagged.keyframes)}
 
 
@@ -198,6 +203,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--network-repeats", type=int, default=100)
     parser.add_argument("--preview", type=Path, metavar="FILE.mp4",
                         help="also draw and write the preview video while tracking")
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
+                        help="stage times as wall-clock time (default) or this thread's CPU "
+                             "time (steadier on a busy machine)")
     parser.add_argument("--tracking-only", action="store_true",
                         help="only the per-stage tracking times (no network, fitter, offline "
                              "or bake timings)")
@@ -207,7 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     from .landmark_models import measure
     threads = threads_in_use()
     report = {"threads": threads,
-              "tracking": stage_times(args.clip, args.frames, threads, args.preview),
+              "tracking": stage_times(args.clip, args.frames, threads, args.preview,
+                                      args.clock),
               "peak_rss_mb_tracking": peak_rss_mb()}
     if args.tracking_only:
         print(write_json(report, args.out))

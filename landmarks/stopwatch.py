@@ -14,6 +14,7 @@ The per-frame code (`mediapipe478.MediaPipe478`, `tracking.landmark_tracker`) ca
 from __future__ import annotations
 
 import time
+from typing import Callable
 
 
 class NoLaps:
@@ -31,18 +32,24 @@ NO_LAPS = NoLaps()
 
 class Stopwatch(NoLaps):
     """Seconds per stage since `take`: each `lap(stage)` adds the time since the previous
-    `lap` (or `start`) to ``stage``."""
+    `lap` (or `start`) to ``stage``.
 
-    def __init__(self):
+    clock : wall-clock time (`time.perf_counter`, the default) or this thread's CPU time
+        (`time.thread_time`: on a busy machine it leaves out the time other processes took
+        the core, for comparing two versions of single-threaded code)
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.perf_counter):
+        self.clock = clock
         self._seconds: dict[str, float] = {}
-        self._last = time.perf_counter()
+        self._last = clock()
 
     def start(self) -> None:
         """Start timing the next stage now."""
-        self._last = time.perf_counter()
+        self._last = self.clock()
 
     def lap(self, stage: str) -> None:
-        now = time.perf_counter()
+        now = self.clock()
         self._seconds[stage] = self._seconds.get(stage, 0.0) + now - self._last
         self._last = now
 

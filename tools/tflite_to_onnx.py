@@ -364,8 +364,26 @@ class _Converter:
         paddings = self.constant(ins[1]).astype(np.int64)  # (rank, 2)
         if paddings.shape[0] == 4:
             paddings = paddings[_NCHW_FROM_NHWC]
+            if not paddings[[0, 2, 3]].any() and paddings[1, 0] == 0:
+                self.names[outs[0]] = self._pad_channels(ins[0], int(paddings[1, 1]))
+                return
         pads = self.add_initializer(np.concatenate([paddings[:, 0], paddings[:, 1]]), "pads")
         self.names[outs[0]] = self.node("Pad", [self.value(ins[0]), pads], mode="constant")
+
+    def _pad_channels(self, index, extra):
+        """Zero channels appended to a 4-D tensor, as a 1x1 convolution with identity weights.
+
+        The residual blocks of BlazeFace/face mesh/iris widen their shortcut this way before
+        an Add. onnxruntime runs Pad outside its blocked (NCHWc) CPU layout, and with it every
+        Add that follows until the next pooling (reorders in and out each time); the
+        convolution stays in the layout and lets the Add fuse into the next convolution
+        (face mesh 15-20 % faster). Exact: each output is 1 * x or a sum of zeros.
+        """
+        channels = self.shape(index)[3]
+        weight = np.zeros((channels + extra, channels, 1, 1), np.float32)
+        weight[np.arange(channels), np.arange(channels), 0, 0] = 1.0
+        return self.node("Conv", [self.value(index), self.add_initializer(weight, "widen")],
+                         kernel_shape=[1, 1])
 
     def op_reshape(self, op, ins, outs):
         source = self.value(ins[0])
