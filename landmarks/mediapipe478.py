@@ -50,7 +50,8 @@ class MediaPipe478:
 
         image_bgr : (H, W, 3) uint8; roi : image -> CROP_SIZE crop.
         Returns mu (478, 2) float64 in image pixels and the face-presence probability.
-        Stages (`laps`): face_crop, face_net, eye_crops, iris_net, iris_map.
+        Stages (`laps`): face_crop, face_net, eye_crops, iris_net (both eyes in one call),
+        iris_map.
         """
         laps = self.laps
         tensor = self._mesh.tensor(crop(image_bgr, roi))
@@ -61,7 +62,7 @@ class MediaPipe478:
         eyes = [self._eye_crop(image_bgr, points[list(corners)], is_right_eye)
                 for is_right_eye, corners in zip((True, False), EYE_CORNERS)]
         laps.lap("eye_crops")
-        found = [self._iris.raw(tensor)[1] for tensor, _ in eyes]
+        _, found = self._iris.raw_eyes(np.concatenate([tensor for tensor, _ in eyes]))
         laps.lap("iris_net")
         irises = []
         for is_right_eye, (_, eye_roi), iris in zip((True, False), eyes, found):

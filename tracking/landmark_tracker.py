@@ -77,15 +77,14 @@ class LandmarkFitTracker:
         camera = SolverCamera.monocular(focal or default_focal(width, height), width, height)
         self._fitter = RealtimeTracker(model, self.embedding, camera,
                                        refine_identity=True, refine_focal=focal is None)
-        # The vertices posed every frame: those of the preview wireframe's edges, then the
-        # landmark triangles' corners.
+        # Posed every frame: the landmark triangles' corners (their normals inflate sigma);
+        # when a preview is drawn: the vertices of the preview wireframe's edges.
         edges = subsample_edges(mesh_edges(model.triangles[face_area_triangles(model)]),
                                 PREVIEW_MAX_EDGES)
         preview_ids, local = np.unique(edges, return_inverse=True)
         self.preview_edges = local.reshape(-1, 2)
-        corner_ids = model.triangles[self.embedding.triangles]                  # (L, 3)
-        self._poser = CameraPoser(model, np.concatenate([preview_ids, corner_ids.ravel()]))
-        self._num_preview = len(preview_ids)
+        self._preview_poser = CameraPoser(model, preview_ids)
+        self._corner_poser = CameraPoser(model, model.triangles[self.embedding.triangles].ravel())
         self._facing: np.ndarray | None = None
         self._laps: NoLaps = NO_LAPS
 
@@ -141,13 +140,14 @@ class LandmarkFitTracker:
         self._roi.update(mu, True)
         usable = np.isfinite(mu).all(1) & (sigma > 0)
         error = np.linalg.norm(fit.pixels - mu, axis=1)[usable] / sigma[usable]
-        camera = self._fitter.camera
-        posed = self._poser.camera_space(self.identity, fit.psi, fit.theta, camera)
-        self._facing = triangle_facing(posed[:, self._num_preview:].reshape(3, -1, 3))
+        camera, beta = self._fitter.camera, self.identity
+        corners = self._corner_poser.camera_space(beta, fit.psi, fit.theta, camera)
+        self._facing = triangle_facing(corners.reshape(3, -1, 3))
         result = FrameResult(psi=fit.psi, theta=fit.theta, landmark_error=float(error.mean()),
                              energies=np.array([fit.energies[name] for name in TERM_NAMES]),
                              mu=mu, sigma=sigma,
-                             vertices_2d=project_camera_space(posed[:, :self._num_preview],
-                                                              camera))
+                             project_vertices=lambda: project_camera_space(
+                                 self._preview_poser.camera_space(beta, fit.psi, fit.theta,
+                                                                  camera), camera))
         laps.lap("pose")
         return result
