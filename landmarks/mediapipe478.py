@@ -34,14 +34,17 @@ class MediaPipe478:
 
     Parameters
     ----------
-    models_dir : folder with face_landmark.onnx and iris_landmark.onnx (default: assets/models)
+    models_dir : folder with face_landmark.onnx and iris_landmark.onnx, or its pruned
+        iris_landmark_iris_only.onnx (used when present; default: assets/models)
     threads : onnxruntime intra-op threads (1: single-threaded)
     """
 
     def __init__(self, models_dir: Path | str | None = None, threads: int = 1):
         folder = Path(models_dir) if models_dir else onnx_models.MODELS_DIR
         self._mesh = onnx_models.FaceMesh(folder / "face_landmark.onnx", threads)
-        self._iris = onnx_models.IrisLandmarks(folder / "iris_landmark.onnx", threads)
+        iris_only = folder / onnx_models.IRIS_ONLY_FILE
+        self._iris = onnx_models.IrisLandmarks(
+            iris_only if iris_only.is_file() else folder / onnx_models.IRIS_FILE, threads)
         #: per-stage timing for the benches (`stopwatch.Stopwatch`); off by default
         self.laps = NO_LAPS
 
@@ -62,7 +65,7 @@ class MediaPipe478:
         eyes = [self._eye_crop(image_bgr, points[list(corners)], is_right_eye)
                 for is_right_eye, corners in zip((True, False), EYE_CORNERS)]
         laps.lap("eye_crops")
-        _, found = self._iris.raw_eyes(np.concatenate([tensor for tensor, _ in eyes]))
+        found = self._iris.raw_iris(np.concatenate([tensor for tensor, _ in eyes]))
         laps.lap("iris_net")
         irises = []
         for is_right_eye, (_, eye_roi), iris in zip((True, False), eyes, found):

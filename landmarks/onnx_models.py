@@ -35,6 +35,11 @@ IRIS_SIZE = 64
 NUM_FACE_MESH_LANDMARKS = 468
 NUM_EYE_CONTOUR_LANDMARKS = 71
 NUM_IRIS_LANDMARKS = 5
+IRIS_FILE = "iris_landmark.onnx"
+#: The iris network pruned to its iris output (`tools/mediapipe_models.py`): what the
+#: 478-landmark front end runs (it does not use the eye contour).
+IRIS_ONLY_FILE = "iris_landmark_iris_only.onnx"
+CONTOUR_OUTPUT, IRIS_OUTPUT = "output_eyes_contours_and_brows", "output_iris"
 #: Order of :attr:`roi.Detection.keypoints` (the subject's right/left, as in MediaPipe).
 DETECTION_KEYPOINT_NAMES = ("right_eye", "left_eye", "nose_tip", "mouth_center",
                             "right_ear_tragion", "left_ear_tragion")
@@ -307,9 +312,11 @@ class IrisLandmarks:
     """
 
     def __init__(self, model_path=None, threads=1):
-        self.session = load_session(model_path or MODELS_DIR / "iris_landmark.onnx", threads)
+        self.session = load_session(model_path or MODELS_DIR / IRIS_FILE, threads)
         self.input_name = self.session.get_inputs()[0].name
         self.batch_of_one = self.session.get_inputs()[0].shape[0] == 1
+        #: False for the pruned model (`IRIS_ONLY_FILE`): iris points only, no eye contour
+        self.has_contour = CONTOUR_OUTPUT in {o.name for o in self.session.get_outputs()}
 
     @staticmethod
     def tensor(crop_bgr, is_right_eye: bool):
@@ -332,19 +339,27 @@ class IrisLandmarks:
 
     def raw_eyes(self, tensors):
         """(N, 64, 64, 3) float32 RGB in [0, 1], N eyes in one call (cheaper than N calls) ->
-        (contour (N, 71, 3), iris (N, 5, 3)).
-
-        A model built before the batch dimension was made symbolic (input batch fixed at 1)
-        runs the eyes one by one.
-        """
-        if self.batch_of_one and len(tensors) != 1:
-            outputs = [self.session.run(None, {self.input_name: tensors[i:i + 1]})
-                       for i in range(len(tensors))]
-            contour, iris = (np.concatenate(column) for column in zip(*outputs))
-        else:
-            contour, iris = self.session.run(None, {self.input_name: tensors})
+        (contour (N, 71, 3), iris (N, 5, 3))."""
+        if not self.has_contour:
+            raise LandmarkError("this iris model has no eye-contour output (the pruned "
+                                f"{IRIS_ONLY_FILE}): use raw_iris")
+        contour, iris = self._run(tensors, [CONTOUR_OUTPUT, IRIS_OUTPUT])
         return (contour.reshape(-1, NUM_EYE_CONTOUR_LANDMARKS, 3),
                 iris.reshape(-1, NUM_IRIS_LANDMARKS, 3))
+
+    def raw_iris(self, tensors):
+        """(N, 64, 64, 3) float32 RGB in [0, 1] -> iris (N, 5, 3) only: with the pruned model
+        (`IRIS_ONLY_FILE`) the network skips its eye-contour head (12 % less time)."""
+        return self._run(tensors, [IRIS_OUTPUT])[0].reshape(-1, NUM_IRIS_LANDMARKS, 3)
+
+    def _run(self, tensors, names):
+        """The outputs `names` for a batch of eyes; a model built before the batch dimension
+        was made symbolic (input batch fixed at 1) runs them one by one."""
+        if self.batch_of_one and len(tensors) != 1:
+            outputs = [self.session.run(names, {self.input_name: tensors[i:i + 1]})
+                       for i in range(len(tensors))]
+            return [np.concatenate(column) for column in zip(*outputs)]
+        return self.session.run(names, {self.input_name: tensors})
 
     def __call__(self, crop_bgr, is_right_eye: bool):
         """Eye landmarks on a (64, 64, 3) uint8 BGR eye crop.
