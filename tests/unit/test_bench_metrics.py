@@ -89,3 +89,23 @@ def test_report_with_missing_sections(tmp_path):
     report = write_report(results, tmp_path).read_text()
     assert "| 68-pt NME inter-ocular (x, 3 images) | raw 6.00 %, fitted n/a | n/a |" in report
     assert "no clips.json" in report and (tmp_path / "plots" / "ced.png").is_file()
+
+
+def test_speed_stages_add_up_to_the_frame_time():
+    from densecap.bench.speed import summarise
+    rows = [{"decode": 0.001, "detect": 0.004, "face_net": 0.002, "pipeline": 0.0001},
+            {"decode": 0.001, "roi": 0.0002, "face_net": 0.002, "fit": 0.003,
+             "pipeline": 0.0001},
+            {"decode": 0.001, "roi": 0.0002, "face_net": 0.002, "fit": 0.050,
+             "pipeline": 0.0001},
+            {"decode": 0.002, "roi": 0.0002, "face_net": 0.003, "fit": 0.004,
+             "pipeline": 0.0001}]
+    summary = summarise(rows, [False, False, True, False])
+    assert (summary["steady_frames"], summary["keyframe_frames"],
+            summary["detect_frames"]) == (2, 1, 1)
+    for key in ("steady_mean_ms", "all_frames_mean_ms", "ms_per_frame_mean"):
+        table = summary[key]
+        assert sum(v for k, v in table.items() if k != "total") == pytest.approx(
+            table["total"], abs=2e-3)
+    assert summary["steady_mean_ms"]["fit"] == pytest.approx(3.5)
+    assert summary["all_frames_mean_ms"]["detect"] == pytest.approx(1.0)
