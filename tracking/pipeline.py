@@ -46,7 +46,8 @@ class FrameResult:
     mu: np.ndarray | None = None
     sigma: np.ndarray | None = None
     vertices_2d: np.ndarray | None = None
-    project_vertices: Callable[[], np.ndarray] | None = field(default=None, repr=False)
+    project_vertices: Callable[[], np.ndarray] | None = field(default=None, repr=False,
+                                                              compare=False)
 
     @property
     def found(self) -> bool:
