@@ -12,10 +12,11 @@ wall-clock time split into stages that add up to it: decode (open_footage), dete
 face detectors, first frame and lost tracks) or roi (the crop from the last landmarks),
 face_crop (crop + input tensor), face_net, eye_crops (mesh to image, both eye crops +
 tensors), iris_net (both eyes), iris_map (back to the image), sigma, fit (the real-time fit,
-identity/focal keyframes included), pose (error, posed vertices, facing, preview
-projection, the result), pipeline (the loop around the tracker: results, progress, the
-preview). Steady state: no detection, no keyframe, not the first frame; its medians and
-means, and means over all frames (means add up to the total, medians need not). Offline seconds are extrapolated linearly from the clip
+identity/focal keyframes included), pose (error, the landmark triangles posed for their
+facing, the result), pipeline (the loop around the tracker: results, progress, the preview
+with the posing of its wireframe). Steady state: no detection, no keyframe, not the first
+frame; its medians and means, and means over all frames (means add up to the total, medians
+need not). Offline seconds are extrapolated linearly from the clip
 (while the build has no offline mode they are recorded as unavailable); bake = rig
 generation + writing 1,800 frames of keyframes with bpy (bench.rig_bench, its own process).
 """

@@ -85,9 +85,10 @@ def build(cache: Path, out: Path) -> list[Path]:
             f"converted to ONNX from the TFLite models in the `mediapipe=={MEDIAPIPE_VERSION}`\n"
             f"wheel (https://github.com/google-ai-edge/mediapipe), Copyright Google LLC,\n"
             f"licensed under the Apache License 2.0 (`LICENSE` beside this file). Changes:\n"
-            f"format conversion (TFLite -> ONNX), fp16 and sparse weights stored as dense float32, PReLU\n"
-            f"rewritten as equivalent depthwise convolutions, channel padding as a 1x1 convolution,\n"
-            f"a symbolic batch dimension; iris_landmark_iris_only.onnx keeps the iris output only.\n")
+            f"format conversion (TFLite -> ONNX), fp16 and sparse weights stored as dense\n"
+            f"float32, PReLU rewritten as equivalent depthwise convolutions, channel padding as\n"
+            f"a 1x1 convolution, a symbolic batch dimension; iris_landmark_iris_only.onnx keeps\n"
+            f"the iris output only.\n")
         written += [licence_dir / "LICENSE", licence_dir / "CREDITS.md"]
     return written
 
