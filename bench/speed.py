@@ -6,11 +6,17 @@ the real-time fitter alone, offline seconds per 1,800 frames, bake seconds, peak
         [--out bench/results/speed_1thread.json]
 
 The thread count is NUMBA_NUM_THREADS (default 1; OMP_NUM_THREADS should match); onnxruntime
-gets the same number of intra-op threads. Stages per frame: decode (open_footage), face
-detection (when the ROI tracker asks for it), landmarks (crops, face mesh and iris networks,
-mapping back), fit (sigma, real-time fit, identity/focal keyframes, posing for the preview):
-the tracker's time minus the two network stages. Medians are steady-state frames, means
-include the keyframe refinements. Offline seconds are extrapolated linearly from the clip
+gets the same number of intra-op threads. The tracking loop is `track_footage` (as `densecap
+track` runs it; `--preview FILE` also draws and writes the preview) with each frame's
+wall-clock time split into stages that add up to it: decode (open_footage), detect (the
+face detectors, first frame and lost tracks) or roi (the crop from the last landmarks),
+face_crop (crop + input tensor), face_net, eye_crops (mesh to image, both eye crops +
+tensors), iris_net (both eyes), iris_map (back to the image), sigma, fit (the real-time fit,
+identity/focal keyframes included), pose (error, the landmark triangles posed for their
+facing, the result), pipeline (the loop around the tracker: results, progress, the preview
+with the posing of its wireframe). Steady state: no detection, no keyframe, not the first
+frame; its medians and means, and means over all frames (means add up to the total, medians
+need not). Offline seconds are extrapolated linearly from the clip
 (while the build has no offline mode they are recorded as unavailable); bake = rig
 generation + writing 1,800 frames of keyframes with bpy (bench.rig_bench, its own process).
 """
@@ -38,68 +44,111 @@ OFFLINE_REFERENCE_FRAMES = 1800
 FITTER_FRAMES = 60
 
 
-def timed_networks(threads: int):
-    """A tracking.landmark_tracker.Networks whose detector and landmark calls add their
-    seconds to `.seconds["detect"]` / `.seconds["landmarks"]`."""
-    from densecap.tracking.landmark_tracker import Networks
+class _StagedFootage:
+    """`footage` whose frames split each frame's wall-clock time into stages on `watch`:
+    "decode" (fetching the frame), the tracker's own stages (`LandmarkFitTracker.laps`), and
+    "pipeline" (the loop's work after the tracker: results, progress, the preview when one is
+    written), so a frame's stages add up to its time. `rows` gets each frame's
+    {stage: seconds}."""
 
-    class TimedNetworks(Networks):
-        def __init__(self):
-            super().__init__(threads=threads)
-            self.seconds = {"detect": 0.0, "landmarks": 0.0}
-            self._landmarks = self.landmarks
-            self.landmarks = self._timed_landmarks
+    def __init__(self, footage, watch):
+        self._footage, self.watch = footage, watch
+        self.rows: list[dict[str, float]] = []
 
-        def detect(self, image):
-            start = time.perf_counter()
-            try:
-                return super().detect(image)
-            finally:
-                self.seconds["detect"] += time.perf_counter() - start
+    def __getattr__(self, name):
+        return getattr(self._footage, name)
 
-        def _timed_landmarks(self, image, roi):
-            start = time.perf_counter()
-            try:
-                return self._landmarks(image, roi)
-            finally:
-                self.seconds["landmarks"] += time.perf_counter() - start
-
-        def take(self) -> dict[str, float]:
-            seconds, self.seconds = self.seconds, {"detect": 0.0, "landmarks": 0.0}
-            return seconds
-
-    return TimedNetworks()
+    def __iter__(self):
+        self.watch.take()
+        self.watch.start()
+        for item in self._footage:
+            self.watch.lap("decode")
+            yield item
+            self.watch.lap("pipeline")          # resumed: the loop is done with the frame
+            self.rows.append(self.watch.take())
 
 
-def stage_times(clip: Path, frames: int, threads: int) -> dict:
-    """ms per frame per stage over the clip's first `frames` frames."""
+class _KeyframeFlags:
+    """`tracker` that records, per frame, whether it refined identity / focal length."""
+
+    def __init__(self, tracker):
+        self._tracker = tracker
+        self.keyframes: list[bool] = []
+
+    def __getattr__(self, name):
+        return getattr(self._tracker, name)
+
+    def track(self, frame_index, image):
+        before = self._tracker.keyframes
+        result = self._tracker.track(frame_index, image)
+        self.keyframes.append(self._tracker.keyframes != before)
+        return result
+
+
+CLOCKS = {"wall": time.perf_counter, "cpu": time.thread_time}
+#: The coarse stages of the report (bench/report.py) as sums of the fine ones.
+STAGE_GROUPS = {"decode": ("decode",), "detect": ("detect",),
+                "landmarks": ("face_crop", "face_net", "eye_crops", "iris_net", "iris_map"),
+                "fit": ("roi", "sigma", "fit", "pose", "pipeline")}
+
+
+def summarise(rows: list[dict[str, float]], keyframes: list[bool]) -> dict:
+    """Per-stage ms per frame over the steady state (no detection, no keyframe refinement,
+    not the first frame): medians and means, and means over all frames. Means add up to the
+    mean total; medians need not. ``ms_per_frame_median`` / ``_mean``: the coarse
+    `STAGE_GROUPS` over all frames but the first (medians, and means with the keyframes)."""
+    stages = list(dict.fromkeys(stage for row in rows for stage in row))
+    ms = 1e3 * np.array([[row.get(stage, 0.0) for stage in stages] for row in rows])
+    total = ms.sum(axis=1)
+    steady = np.array([i > 0 and not keyframe and "detect" not in row
+                       for i, (row, keyframe) in enumerate(zip(rows, keyframes))])
+    groups = np.array([[sum(row.get(stage, 0.0) for stage in members) for members in
+                        STAGE_GROUPS.values()] for row in rows[1:]]) * 1e3
+
+    def table(names, values, total_value):
+        return {**{name: round(float(v), 3) for name, v in zip(names, values)},
+                "total": round(float(total_value), 3)}
+    return {"frames": len(rows), "steady_frames": int(steady.sum()),
+            "keyframe_frames": int(np.sum(keyframes)),
+            "detect_frames": int(sum("detect" in row for row in rows)),
+            "steady_median_ms": table(stages, np.median(ms[steady], axis=0),
+                                      np.median(total[steady])),
+            "steady_mean_ms": table(stages, ms[steady].mean(axis=0), total[steady].mean()),
+            "all_frames_mean_ms": table(stages, ms.mean(axis=0), total.mean()),
+            "ms_per_frame_median": table(STAGE_GROUPS, np.median(groups, axis=0),
+                                         np.median(groups.sum(axis=1))),
+            "ms_per_frame_mean": table(STAGE_GROUPS, groups.mean(axis=0),
+                                       groups.sum(axis=1).mean())}
+
+
+def stage_times(clip: Path, frames: int, threads: int, preview: Path | None = None,
+                clock: str = "wall") -> dict:
+    """ms per frame per stage over the clip's first `frames` frames (see the module text);
+    clock "wall" (perf_counter) or "cpu" (this thread's CPU time)."""
+    import cv2
     from densecap.landmarks.footage import open_footage
+    from densecap.landmarks.stopwatch import Stopwatch
     from densecap.solver import load_face_model
-    from densecap.tracking.landmark_tracker import LandmarkFitTracker
+    from densecap.tracking.landmark_tracker import LandmarkFitTracker, Networks
+    from densecap.tracking.pipeline import track_footage
+    from densecap.tracking.preview import PreviewWriter
     model = load_face_model()
-    networks = timed_networks(threads)
-    rows = []
+    cv2.setNumThreads(threads)
+    watch = Stopwatch(CLOCKS[clock])
     with open_footage(str(clip), end=frames) as footage:
-        tracker = LandmarkFitTracker(model, footage.width, footage.height, networks=networks)
-        stream = iter(footage)
-        while True:
-            start = time.perf_counter()
-            try:
-                index, image = next(stream)
-            except StopIteration:
-                break
-            decoded = time.perf_counter()
-            tracker.track(index, image)
-            done = time.perf_counter()
-            nets = networks.take()
-            rows.append((decoded - start, nets["detect"], nets["landmarks"],
-                         done - decoded - nets["detect"] - nets["landmarks"], done - start))
-    ms = 1e3 * np.array(rows[1:])           # the first frame loads and compiles
-    names = ("decode", "detect", "landmarks", "fit", "total")
-    return {"clip": str(clip), "frames": len(rows),
-            "ms_per_frame_median": {n: round(float(v), 3)
-                                    for n, v in zip(names, np.median(ms, axis=0))},
-            "ms_per_frame_mean": {n: round(float(v), 3) for n, v in zip(names, ms.mean(axis=0))}}
+        tracker = LandmarkFitTracker(model, footage.width, footage.height,
+                                     networks=Networks(threads=threads))
+        tracker.laps = watch
+        staged, flagged = _StagedFootage(footage, watch), _KeyframeFlags(tracker)
+        writer = (PreviewWriter(preview, footage.fps, footage.width, footage.height)
+                  if preview else None)
+        try:
+            track_footage(staged, flagged, preview=writer)
+        finally:
+            if writer is not None:
+                writer.close()
+    return {"clip": str(clip), "preview": preview is not None, "clock": clock,
+            **summarise(staged.rows, flagged.keyframes)}
 
 
 def fitter_only(frames: int) -> dict:
@@ -153,14 +202,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bake-frames", type=int, default=OFFLINE_REFERENCE_FRAMES,
                         help="frames of keyframes to bake (0: skip the bake)")
     parser.add_argument("--network-repeats", type=int, default=100)
+    parser.add_argument("--preview", type=Path, metavar="FILE.mp4",
+                        help="also draw and write the preview video while tracking")
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
+                        help="stage times as wall-clock time (default) or this thread's CPU "
+                             "time (steadier on a busy machine)")
+    parser.add_argument("--tracking-only", action="store_true",
+                        help="only the per-stage tracking times (no network, fitter, offline "
+                             "or bake timings)")
     parser.add_argument("--out", type=Path, help="also write the JSON here")
     args = parser.parse_args(argv)
     from densecap.landmarks import onnx_models
     from .landmark_models import measure
     threads = threads_in_use()
     report = {"threads": threads,
-              "tracking": stage_times(args.clip, args.frames, threads),
-              "peak_rss_mb_tracking": peak_rss_mb(),
+              "tracking": stage_times(args.clip, args.frames, threads, args.preview,
+                                      args.clock),
+              "peak_rss_mb_tracking": peak_rss_mb()}
+    if args.tracking_only:
+        print(write_json(report, args.out))
+        return 0
+    report = {**report,
               "networks": measure(onnx_models.MODELS_DIR, threads, args.network_repeats),
               "fitter_only_478": fitter_only(FITTER_FRAMES),
               "offline": offline_seconds(args.clip, args.frames)}

@@ -14,6 +14,7 @@ import numpy as np
 
 from . import onnx_models
 from .roi import CropLayout, RoiTransform, crop
+from .stopwatch import NO_LAPS
 
 NUM_LANDMARKS = 478
 #: Eye-corner landmarks (outer, inner) of the subject's right and left eye.
@@ -33,36 +34,62 @@ class MediaPipe478:
 
     Parameters
     ----------
-    models_dir : folder with face_landmark.onnx and iris_landmark.onnx (default: assets/models)
+    models_dir : folder with face_landmark.onnx and iris_landmark.onnx, or its pruned
+        iris_landmark_iris_only.onnx (used when present; default: assets/models)
     threads : onnxruntime intra-op threads (1: single-threaded)
     """
 
     def __init__(self, models_dir: Path | str | None = None, threads: int = 1):
         folder = Path(models_dir) if models_dir else onnx_models.MODELS_DIR
         self._mesh = onnx_models.FaceMesh(folder / "face_landmark.onnx", threads)
-        self._iris = onnx_models.IrisLandmarks(folder / "iris_landmark.onnx", threads)
+        iris_only = folder / onnx_models.IRIS_ONLY_FILE
+        self._iris = onnx_models.IrisLandmarks(
+            iris_only if iris_only.is_file() else folder / onnx_models.IRIS_FILE, threads)
+        #: per-stage timing for the benches (`stopwatch.Stopwatch`); off by default
+        self.laps = NO_LAPS
 
     def __call__(self, image_bgr: np.ndarray, roi: RoiTransform) -> tuple[np.ndarray, float]:
         """Landmarks of the face that `roi` frames.
 
         image_bgr : (H, W, 3) uint8; roi : image -> CROP_SIZE crop.
         Returns mu (478, 2) float64 in image pixels and the face-presence probability.
+        Stages (`laps`): face_crop, face_net, eye_crops, iris_net (both eyes in one call),
+        iris_map.
         """
-        face, presence = self._mesh(crop(image_bgr, roi))
+        laps = self.laps
+        tensor = self._mesh.tensor(crop(image_bgr, roi))
+        laps.lap("face_crop")
+        face, logit = self._mesh.raw(tensor)
+        laps.lap("face_net")
         points = roi.to_image(face[:, :2].astype(np.float64))
+        eyes = [self._eye_crop(image_bgr, points[list(corners)], is_right_eye)
+                for is_right_eye, corners in zip((True, False), EYE_CORNERS)]
+        laps.lap("eye_crops")
+        found = self._iris.raw_iris(np.concatenate([tensor for tensor, _ in eyes]))
+        laps.lap("iris_net")
         irises = []
-        for is_right_eye, corners in zip((True, False), EYE_CORNERS):
-            first, second = points[list(corners)]
-            eye, matrix = onnx_models.warp_square(
-                image_bgr, (first + second) / 2.0,
-                max(EYE_CROP_SCALE * float(np.linalg.norm(second - first)), 1.0),
-                onnx_models.IRIS_SIZE,
-                angle=float(np.arctan2(second[1] - first[1], second[0] - first[0])))
-            _, iris = self._iris(eye, is_right_eye=is_right_eye)
+        for is_right_eye, (_, eye_roi), iris in zip((True, False), eyes, found):
+            iris = self._iris.unflip(iris, is_right_eye)
             if is_right_eye:
                 # The iris network sees the right eye mirrored; MediaPipe's 478 model numbers
                 # its rim points as seen in the image (measured against it: without this swap
                 # 469 and 471 are 8 px apart, with it < 2.5 px).
                 iris = iris[[0, 3, 2, 1, 4]]
-            irises.append(RoiTransform(matrix, onnx_models.IRIS_SIZE).to_image(iris[:, :2]))
-        return np.vstack([points, *irises]), presence
+            irises.append(eye_roi.to_image(iris[:, :2]))
+        mu = np.vstack([points, *irises])
+        laps.lap("iris_map")
+        return mu, self._mesh.presence(logit)
+
+    def _eye_crop(self, image_bgr: np.ndarray, corners: np.ndarray, is_right_eye: bool
+                  ) -> tuple[np.ndarray, RoiTransform]:
+        """The iris network's input for the eye with `corners` (2, 2) (image pixels) and the
+        transform image -> eye crop (MediaPipe's: 2.3 corner distances, rotated with the
+        eye line)."""
+        first, second = corners
+        eye, matrix = onnx_models.warp_square(
+            image_bgr, (first + second) / 2.0,
+            max(EYE_CROP_SCALE * float(np.linalg.norm(second - first)), 1.0),
+            onnx_models.IRIS_SIZE,
+            angle=float(np.arctan2(second[1] - first[1], second[0] - first[0])))
+        return (self._iris.tensor(eye, is_right_eye),
+                RoiTransform(matrix, onnx_models.IRIS_SIZE))

@@ -35,6 +35,11 @@ IRIS_SIZE = 64
 NUM_FACE_MESH_LANDMARKS = 468
 NUM_EYE_CONTOUR_LANDMARKS = 71
 NUM_IRIS_LANDMARKS = 5
+IRIS_FILE = "iris_landmark.onnx"
+#: The iris network pruned to its iris output (`tools/mediapipe_models.py`): what the
+#: 478-landmark front end runs (it does not use the eye contour).
+IRIS_ONLY_FILE = "iris_landmark_iris_only.onnx"
+CONTOUR_OUTPUT, IRIS_OUTPUT = "output_eyes_contours_and_brows", "output_iris"
 #: Order of :attr:`roi.Detection.keypoints` (the subject's right/left, as in MediaPipe).
 DETECTION_KEYPOINT_NAMES = ("right_eye", "left_eye", "nose_tip", "mouth_center",
                             "right_ear_tragion", "left_ear_tragion")
@@ -67,9 +72,17 @@ def _check_bgr(image, size=None) -> np.ndarray:
 
 
 def rgb_tensor(image_bgr, low, high) -> np.ndarray:
-    """(H, W, 3) uint8 BGR -> (1, H, W, 3) float32 RGB scaled to [low, high]."""
-    rgb = image_bgr[:, :, ::-1].astype(np.float32)
-    return (rgb * ((high - low) / 255.0) + low)[None]
+    """(H, W, 3) uint8 BGR -> (1, H, W, 3) float32 RGB scaled to [low, high].
+
+    Bit-identical to ``rgb.astype(np.float32) * ((high - low) / 255) + low``, ten times
+    faster: cv2 swaps the channels of the contiguous uint8 image, one numpy pass converts
+    and scales (a reversed-channel view would take numpy's slow strided path).
+    """
+    rgb = cv2.cvtColor(np.ascontiguousarray(image_bgr), cv2.COLOR_BGR2RGB)
+    tensor = np.multiply(rgb, np.float32((high - low) / 255.0), dtype=np.float32)
+    if low:
+        tensor += np.float32(low)
+    return tensor[None]
 
 
 def warp_square(image_bgr, centre, side, size, angle=0.0):
@@ -258,10 +271,21 @@ class FaceMesh:
         self.session = load_session(model_path or MODELS_DIR / "face_landmark.onnx", threads)
         self.input_name = self.session.get_inputs()[0].name
 
+    @staticmethod
+    def tensor(crop_bgr):
+        """The network input of a (192, 192, 3) uint8 BGR crop: (1, 192, 192, 3) float32 RGB
+        in [0, 1]."""
+        return rgb_tensor(_check_bgr(crop_bgr, FACE_MESH_SIZE), 0.0, 1.0)
+
     def raw(self, tensor):
         """(1, 192, 192, 3) float32 RGB in [0, 1] -> (landmarks (468, 3), presence logit)."""
         landmarks, logit = self.session.run(None, {self.input_name: tensor})
         return landmarks.reshape(NUM_FACE_MESH_LANDMARKS, 3), float(logit.ravel()[0])
+
+    @staticmethod
+    def presence(logit: float) -> float:
+        """The face-presence probability of the network's logit."""
+        return float(1.0 / (1.0 + np.exp(-logit)))
 
     def __call__(self, crop_bgr):
         """Landmarks on a (192, 192, 3) uint8 BGR crop.
@@ -272,9 +296,8 @@ class FaceMesh:
             pixel scale, relative depth (smaller = nearer the camera), not metric
         presence : float -- probability that the crop contains a face
         """
-        crop_bgr = _check_bgr(crop_bgr, FACE_MESH_SIZE)
-        landmarks, logit = self.raw(rgb_tensor(crop_bgr, 0.0, 1.0))
-        return landmarks, float(1.0 / (1.0 + np.exp(-logit)))
+        landmarks, logit = self.raw(self.tensor(crop_bgr))
+        return landmarks, self.presence(logit)
 
 
 class IrisLandmarks:
@@ -289,14 +312,54 @@ class IrisLandmarks:
     """
 
     def __init__(self, model_path=None, threads=1):
-        self.session = load_session(model_path or MODELS_DIR / "iris_landmark.onnx", threads)
+        self.session = load_session(model_path or MODELS_DIR / IRIS_FILE, threads)
         self.input_name = self.session.get_inputs()[0].name
+        self.batch_of_one = self.session.get_inputs()[0].shape[0] == 1
+        #: False for the pruned model (`IRIS_ONLY_FILE`): iris points only, no eye contour
+        self.has_contour = CONTOUR_OUTPUT in {o.name for o in self.session.get_outputs()}
+
+    @staticmethod
+    def tensor(crop_bgr, is_right_eye: bool):
+        """The network input of a (64, 64, 3) uint8 BGR eye crop: (1, 64, 64, 3) float32 RGB
+        in [0, 1], mirrored for the subject's right eye."""
+        crop_bgr = _check_bgr(crop_bgr, IRIS_SIZE)
+        return rgb_tensor(cv2.flip(crop_bgr, 1) if is_right_eye else crop_bgr, 0.0, 1.0)
+
+    @staticmethod
+    def unflip(points, is_right_eye: bool):
+        """Points (N, 3) the network found in a `tensor` -> points in the eye crop (in place)."""
+        if is_right_eye:
+            points[:, 0] = IRIS_SIZE - points[:, 0]
+        return points
 
     def raw(self, tensor):
         """(1, 64, 64, 3) float32 RGB in [0, 1] -> (contour (71, 3), iris (5, 3))."""
-        contour, iris = self.session.run(None, {self.input_name: tensor})
-        return (contour.reshape(NUM_EYE_CONTOUR_LANDMARKS, 3),
-                iris.reshape(NUM_IRIS_LANDMARKS, 3))
+        contour, iris = self.raw_eyes(tensor)
+        return contour[0], iris[0]
+
+    def raw_eyes(self, tensors):
+        """(N, 64, 64, 3) float32 RGB in [0, 1], N eyes in one call (cheaper than N calls) ->
+        (contour (N, 71, 3), iris (N, 5, 3))."""
+        if not self.has_contour:
+            raise LandmarkError("this iris model has no eye-contour output (the pruned "
+                                f"{IRIS_ONLY_FILE}): use raw_iris")
+        contour, iris = self._run(tensors, [CONTOUR_OUTPUT, IRIS_OUTPUT])
+        return (contour.reshape(-1, NUM_EYE_CONTOUR_LANDMARKS, 3),
+                iris.reshape(-1, NUM_IRIS_LANDMARKS, 3))
+
+    def raw_iris(self, tensors):
+        """(N, 64, 64, 3) float32 RGB in [0, 1] -> iris (N, 5, 3) only: with the pruned model
+        (`IRIS_ONLY_FILE`) the network skips its eye-contour head (12 % less time)."""
+        return self._run(tensors, [IRIS_OUTPUT])[0].reshape(-1, NUM_IRIS_LANDMARKS, 3)
+
+    def _run(self, tensors, names):
+        """The outputs `names` for a batch of eyes; a model built before the batch dimension
+        was made symbolic (input batch fixed at 1) runs them one by one."""
+        if self.batch_of_one and len(tensors) != 1:
+            outputs = [self.session.run(names, {self.input_name: tensors[i:i + 1]})
+                       for i in range(len(tensors))]
+            return [np.concatenate(column) for column in zip(*outputs)]
+        return self.session.run(names, {self.input_name: tensors})
 
     def __call__(self, crop_bgr, is_right_eye: bool):
         """Eye landmarks on a (64, 64, 3) uint8 BGR eye crop.
@@ -309,11 +372,5 @@ class IrisLandmarks:
         contour : (71, 3) float32 -- eye contour and brow, x, y in crop pixels, z relative
         iris : (5, 3) float32 -- iris centre then 4 boundary points, same frame
         """
-        crop_bgr = _check_bgr(crop_bgr, IRIS_SIZE)
-        if is_right_eye:
-            crop_bgr = crop_bgr[:, ::-1]
-        contour, iris = self.raw(rgb_tensor(crop_bgr, 0.0, 1.0))
-        if is_right_eye:
-            contour[:, 0] = IRIS_SIZE - contour[:, 0]
-            iris[:, 0] = IRIS_SIZE - iris[:, 0]
-        return contour, iris
+        contour, iris = self.raw(self.tensor(crop_bgr, is_right_eye))
+        return self.unflip(contour, is_right_eye), self.unflip(iris, is_right_eye)

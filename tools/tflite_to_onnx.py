@@ -7,6 +7,8 @@ of a constant) are folded to float32 constants at conversion time.
 Layout: TFLite activations are NHWC. The ONNX graph keeps the model's NHWC input and outputs
 (same tensors as TFLite, so parity checks feed identical arrays) but runs NCHW inside: one
 Transpose after the input, one before each 4-D output and before a Reshape of a 4-D tensor.
+The leading (batch) dimension of inputs and outputs is symbolic (``BATCH``); the graphs are
+otherwise those of TFLite at batch 1 (a Reshape keeps the batch as its leading dimension).
 
 Supported builtin ops: CONV_2D, DEPTHWISE_CONV_2D, ADD, MUL, PRELU, RELU, RELU6, LOGISTIC,
 MAX_POOL_2D, AVERAGE_POOL_2D, PAD, RESHAPE, CONCATENATION, RESIZE_BILINEAR, DEPTH_TO_SPACE,
@@ -24,6 +26,10 @@ import tflite
 from onnx import TensorProto, helper, numpy_helper
 
 OPSET = 17
+#: The symbolic leading dimension of inputs and outputs: several images run in one call (both
+#: eyes through the iris network: 18 % less time than two calls, the per-node overhead paid
+#: once).
+BATCH = "batch"
 
 
 class ConversionError(Exception):
@@ -111,6 +117,11 @@ def densify(values, shape, sparsity) -> np.ndarray:
     return dense
 
 
+def _batched(shape):
+    """A TFLite tensor shape with its (batch 1) leading dimension made symbolic."""
+    return [BATCH] + list(shape[1:]) if shape else shape
+
+
 class _Converter:
     def __init__(self, model_bytes: bytes, graph_name: str):
         self.model = tflite.Model.GetRootAsModel(model_bytes, 0)
@@ -193,7 +204,8 @@ class _Converter:
             index = graph.Inputs(i)
             name = graph.Tensors(index).Name().decode()
             shape = self.shape(index)
-            inputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, shape))
+            inputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT,
+                                                        _batched(shape)))
             self.names[index] = (self.node("Transpose", [name], perm=_NCHW_FROM_NHWC)
                                  if len(shape) == 4 else name)
         for i in range(graph.OperatorsLength()):
@@ -206,7 +218,8 @@ class _Converter:
                 self.node("Transpose", [self.names[index]], [name], perm=_NHWC_FROM_NCHW)
             else:
                 self.node("Identity", [self.names[index]], [name])
-            outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, shape))
+            outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT,
+                                                         _batched(shape)))
         onnx_graph = helper.make_graph(self.nodes, self.graph_name, inputs, outputs,
                                        self.initializers)
         model = helper.make_model(onnx_graph, opset_imports=[helper.make_opsetid("", OPSET)],
@@ -364,17 +377,38 @@ class _Converter:
         paddings = self.constant(ins[1]).astype(np.int64)  # (rank, 2)
         if paddings.shape[0] == 4:
             paddings = paddings[_NCHW_FROM_NHWC]
+            if not paddings[[0, 2, 3]].any() and paddings[1, 0] == 0:
+                self.names[outs[0]] = self._pad_channels(ins[0], int(paddings[1, 1]))
+                return
         pads = self.add_initializer(np.concatenate([paddings[:, 0], paddings[:, 1]]), "pads")
         self.names[outs[0]] = self.node("Pad", [self.value(ins[0]), pads], mode="constant")
+
+    def _pad_channels(self, index, extra):
+        """Zero channels appended to a 4-D tensor, as a 1x1 convolution with identity weights.
+
+        The residual blocks of BlazeFace/face mesh/iris widen their shortcut this way before
+        an Add. onnxruntime runs Pad outside its blocked (NCHWc) CPU layout, and with it every
+        Add that follows until the next pooling (reorders in and out each time); the
+        convolution stays in the layout and lets the Add fuse into the next convolution
+        (face mesh 15-20 % faster). Exact: each output is 1 * x or a sum of zeros.
+        """
+        channels = self.shape(index)[3]
+        weight = np.zeros((channels + extra, channels, 1, 1), np.float32)
+        weight[np.arange(channels), np.arange(channels), 0, 0] = 1.0
+        return self.node("Conv", [self.value(index), self.add_initializer(weight, "widen")],
+                         kernel_shape=[1, 1])
 
     def op_reshape(self, op, ins, outs):
         source = self.value(ins[0])
         if len(self.shape(ins[0])) == 4:
             source = self.node("Transpose", [source], perm=_NHWC_FROM_NCHW)
         new_shape = self.shape(outs[0])
+        if not new_shape or new_shape[0] != 1:
+            raise ConversionError(f"reshape to {new_shape}: only reshapes that keep the batch "
+                                  f"as the leading dimension are supported")
         if len(new_shape) == 4:
             raise ConversionError("reshape to a 4-D tensor is not supported")
-        target = self.add_initializer(np.array(new_shape, dtype=np.int64), "shape")
+        target = self.add_initializer(np.array([-1] + new_shape[1:], dtype=np.int64), "shape")
         self.names[outs[0]] = self.node("Reshape", [source, target])
 
     def op_concatenation(self, op, ins, outs):

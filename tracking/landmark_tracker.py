@@ -12,14 +12,15 @@ from ..landmarks.mediapipe478 import (CROP_LAYOUT, CROP_SIZE, LEFT_EYE_IDS, MOUT
                                       RIGHT_EYE_IDS, MediaPipe478)
 from ..landmarks.roi import RoiTracker
 from ..landmarks.sigma import base_sigma, landmark_sigma
+from ..landmarks.stopwatch import NO_LAPS, NoLaps
 from ..solver.camera import Camera as SolverCamera
 from ..solver.energies import TERM_NAMES
 from ..solver.face_model import FaceModel
-from ..solver.model import joints, lbs, shape
 from ..solver.realtime import RealtimeTracker
 from ..solver.regions import face_area_triangles
 from .performance import Camera
 from .pipeline import FrameResult
+from .posing import CameraPoser, project_camera_space, triangle_facing
 from .preview import mesh_edges, subsample_edges
 
 LANDMARK_SET = "mediapipe478"
@@ -76,19 +77,32 @@ class LandmarkFitTracker:
         camera = SolverCamera.monocular(focal or default_focal(width, height), width, height)
         self._fitter = RealtimeTracker(model, self.embedding, camera,
                                        refine_identity=True, refine_focal=focal is None)
-        # The vertices posed every frame: the preview wireframe, then the landmark triangles.
-        preview_triangles = model.triangles[face_area_triangles(model)]
-        preview_ids, local = np.unique(preview_triangles, return_inverse=True)
-        self.preview_edges = subsample_edges(mesh_edges(local.reshape(-1, 3)), PREVIEW_MAX_EDGES)
-        corner_ids = model.triangles[self.embedding.triangles]                  # (L, 3)
-        self._posed_ids = np.concatenate([preview_ids, corner_ids.ravel()])
-        self._num_preview = len(preview_ids)
-        self._posed_expressions = np.ascontiguousarray(                       # (E, n * 3)
-            model.expression_basis[:, self._posed_ids].reshape(model.num_expressions, -1),
-            dtype=np.float64)
-        self._posed_weights = model.skin_weights[self._posed_ids]
-        self._posed_beta: np.ndarray | None = None
+        # Posed every frame: the landmark triangles' corners (their normals inflate sigma);
+        # when a preview is drawn: the vertices of the preview wireframe's edges.
+        edges = subsample_edges(mesh_edges(model.triangles[face_area_triangles(model)]),
+                                PREVIEW_MAX_EDGES)
+        preview_ids, local = np.unique(edges, return_inverse=True)
+        self.preview_edges = local.reshape(-1, 2)
+        self._preview_poser = CameraPoser(model, preview_ids)
+        self._corner_poser = CameraPoser(model, model.triangles[self.embedding.triangles].ravel())
         self._facing: np.ndarray | None = None
+        self._laps: NoLaps = NO_LAPS
+
+    @property
+    def laps(self) -> NoLaps:
+        """Per-stage timing (`landmarks.stopwatch`): the stages of `track` are detect or roi,
+        the landmark network's (see `MediaPipe478.__call__`), sigma, fit and pose. Off
+        (`NO_LAPS`) by default; the benches set a `Stopwatch`."""
+        return self._laps
+
+    @laps.setter
+    def laps(self, laps: NoLaps) -> None:
+        self._laps = self._networks.landmarks.laps = laps
+
+    @property
+    def keyframes(self) -> int:
+        """How many keyframes have refined identity / focal length so far."""
+        return len(self._fitter.keyframes)
 
     @property
     def identity(self) -> np.ndarray:
@@ -104,7 +118,9 @@ class LandmarkFitTracker:
         return self._fitter.camera
 
     def track(self, frame_index: int, image: np.ndarray) -> FrameResult:
+        laps = self._laps
         roi = self._roi.locate(image)
+        laps.lap("detect" if self._roi.detected else "roi")
         if roi is None:
             return FrameResult()
         mu, presence = self._networks.landmarks(image, roi)
@@ -114,7 +130,9 @@ class LandmarkFitTracker:
             return FrameResult()
         sigma = landmark_sigma(self._base_sigma, roi.scale, presence, roi.to_crop(mu), roi.size,
                                self._facing)
+        laps.lap("sigma")
         fit = self._fitter.track(mu, sigma)
+        laps.lap("fit")
         if not fit.success:
             self._roi.update(None, False)
             self._facing = None
@@ -122,33 +140,14 @@ class LandmarkFitTracker:
         self._roi.update(mu, True)
         usable = np.isfinite(mu).all(1) & (sigma > 0)
         error = np.linalg.norm(fit.pixels - mu, axis=1)[usable] / sigma[usable]
-        posed = self._posed_vertices(fit.psi, fit.theta)
-        camera = self._fitter.camera
-        corners = posed[self._num_preview:].reshape(-1, 3, 3)
-        self._facing = self._landmark_facing(corners @ camera.rotation.T + camera.translation)
-        return FrameResult(psi=fit.psi, theta=fit.theta, landmark_error=float(error.mean()),
-                           energies=np.array([fit.energies[name] for name in TERM_NAMES]),
-                           mu=mu, sigma=sigma,
-                           vertices_2d=camera.project(posed[:self._num_preview]))
-
-    def _posed_vertices(self, psi: np.ndarray, theta: np.ndarray) -> np.ndarray:
-        """(n, 3) posed positions of the preview and landmark-triangle vertices (cm)."""
-        beta = self.identity
-        if self._posed_beta is None or not np.array_equal(beta, self._posed_beta):
-            zero = np.zeros(self.model.num_expressions)
-            self._posed_beta = beta.copy()
-            self._posed_rest = shape(self.model, beta, zero, self._posed_ids)
-            self._posed_joints = joints(self.model, beta)
-        unposed = self._posed_rest + (psi @ self._posed_expressions).reshape(-1, 3)
-        return lbs(unposed, theta, self._posed_joints, self.model.joint_parents,
-                   self._posed_weights)
-
-    @staticmethod
-    def _landmark_facing(corners: np.ndarray) -> np.ndarray:
-        """(L,) cos of the angle between each landmark triangle's normal and its view ray.
-
-        corners : (L, 3, 3) triangle corners in camera space."""
-        normal = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
-        centre = corners.mean(axis=1)
-        return -np.einsum("li,li->l", normal, centre) / (
-            np.linalg.norm(normal, axis=1) * np.linalg.norm(centre, axis=1) + 1e-12)
+        camera, beta = self._fitter.camera, self.identity
+        corners = self._corner_poser.camera_space(beta, fit.psi, fit.theta, camera)
+        self._facing = triangle_facing(corners.reshape(3, -1, 3))
+        result = FrameResult(psi=fit.psi, theta=fit.theta, landmark_error=float(error.mean()),
+                             energies=np.array([fit.energies[name] for name in TERM_NAMES]),
+                             mu=mu, sigma=sigma,
+                             project_vertices=lambda: project_camera_space(
+                                 self._preview_poser.camera_space(beta, fit.psi, fit.theta,
+                                                                  camera), camera))
+        laps.lap("pose")
+        return result

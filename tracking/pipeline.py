@@ -12,8 +12,8 @@ keeps the finished frames, a footage read error that keeps them too, and the pre
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import Protocol, Sequence
+from dataclasses import dataclass, field
+from typing import Callable, Protocol, Sequence
 
 import numpy as np
 
@@ -35,6 +35,8 @@ class FrameResult:
     mu : (L, 2) landmarks, optional (drawn in the preview)
     sigma : (L,) landmark standard deviations, optional (drawn in the preview)
     vertices_2d : (V, 2) projected mesh vertices, optional (drawn with `preview_edges`)
+    project_vertices : instead of `vertices_2d`, a function that computes them, optional:
+        a tracker defers posing the preview mesh to when a preview is drawn (`mesh_2d`)
     """
 
     psi: np.ndarray | None = None
@@ -44,10 +46,19 @@ class FrameResult:
     mu: np.ndarray | None = None
     sigma: np.ndarray | None = None
     vertices_2d: np.ndarray | None = None
+    project_vertices: Callable[[], np.ndarray] | None = field(default=None, repr=False,
+                                                              compare=False)
 
     @property
     def found(self) -> bool:
         return self.psi is not None
+
+    def mesh_2d(self) -> np.ndarray | None:
+        """(V, 2) projected mesh vertices: `vertices_2d`, else `project_vertices()`, else
+        None."""
+        if self.vertices_2d is not None or self.project_vertices is None:
+            return self.vertices_2d
+        return self.project_vertices()
 
 
 class FrameTracker(Protocol):
@@ -60,7 +71,7 @@ class FrameTracker(Protocol):
     #: (E,) names of the psi entries, (T,) names of the energy terms.
     expression_names: Sequence[str]
     energy_names: Sequence[str]
-    #: (D, 2) int vertex index pairs into `FrameResult.vertices_2d`, for the preview wireframe.
+    #: (D, 2) int vertex index pairs into `FrameResult.mesh_2d()`, for the preview wireframe.
     preview_edges: np.ndarray
 
     def track(self, frame_index: int, image: np.ndarray) -> FrameResult:
@@ -183,8 +194,9 @@ def draw_preview(image: np.ndarray, result: FrameResult, edges: np.ndarray | Non
                  status: str) -> np.ndarray:
     """A copy of `image` with the result's wireframe, landmarks and `status` drawn on it."""
     canvas = image.copy()
-    if result.vertices_2d is not None and edges is not None:
-        draw_wireframe(canvas, result.vertices_2d, edges)
+    vertices = result.mesh_2d() if edges is not None else None
+    if vertices is not None:
+        draw_wireframe(canvas, vertices, edges)
     if result.mu is not None:
         draw_landmarks(canvas, result.mu, result.sigma)
     draw_status(canvas, status)

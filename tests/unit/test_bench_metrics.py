@@ -99,3 +99,23 @@ def test_shape_error_removes_offset_and_optionally_size():
     centred = truth - truth.mean(0)
     expected = 10.0 * np.linalg.norm(0.1 * centred, axis=1).mean()
     assert metrics.shape_error_mm(fitted, truth, remove_scale=False) == pytest.approx(expected)
+
+
+def test_speed_stages_add_up_to_the_frame_time():
+    from densecap.bench.speed import summarise
+    rows = [{"decode": 0.001, "detect": 0.004, "face_net": 0.002, "pipeline": 0.0001},
+            {"decode": 0.001, "roi": 0.0002, "face_net": 0.002, "fit": 0.003,
+             "pipeline": 0.0001},
+            {"decode": 0.001, "roi": 0.0002, "face_net": 0.002, "fit": 0.050,
+             "pipeline": 0.0001},
+            {"decode": 0.002, "roi": 0.0002, "face_net": 0.003, "fit": 0.004,
+             "pipeline": 0.0001}]
+    summary = summarise(rows, [False, False, True, False])
+    assert (summary["steady_frames"], summary["keyframe_frames"],
+            summary["detect_frames"]) == (2, 1, 1)
+    for key in ("steady_mean_ms", "all_frames_mean_ms", "ms_per_frame_mean"):
+        table = summary[key]
+        assert sum(v for k, v in table.items() if k != "total") == pytest.approx(
+            table["total"], abs=2e-3)
+    assert summary["steady_mean_ms"]["fit"] == pytest.approx(3.5)
+    assert summary["all_frames_mean_ms"]["detect"] == pytest.approx(1.0)

@@ -154,3 +154,33 @@ def test_rotated_crop_maps_back_to_the_image():
     inter_ocular = np.linalg.norm(upright[33] - upright[263])
     error = np.linalg.norm(image_landmarks(rotated) - expected, axis=1)
     assert np.median(error) < 0.03 * inter_ocular, np.median(error) / inter_ocular
+
+
+def test_rgb_tensor_matches_the_plain_formula():
+    image = np.random.default_rng(3).integers(0, 256, (9, 13, 3), dtype=np.uint8)
+    for low, high in ((0.0, 1.0), (-1.0, 1.0)):
+        for view in (image, image[:, ::-1]):           # contiguous and a reversed view
+            expected = (view[:, :, ::-1].astype(np.float32) * ((high - low) / 255.0) + low)
+            np.testing.assert_array_equal(om.rgb_tensor(view, low, high), expected[None])
+
+
+def test_both_eyes_in_one_call_equal_two_calls():
+    iris = om.IrisLandmarks()
+    image = cv2.imread(str(STILL), cv2.IMREAD_COLOR)
+    tensors = np.concatenate([iris.tensor(image[200:264, 400:464], True),
+                              iris.tensor(image[200:264, 470:534], False)])
+    contour, points = iris.raw_eyes(tensors)
+    assert contour.shape == (2, 71, 3) and points.shape == (2, 5, 3)
+    for k in range(2):
+        one_contour, one_points = iris.raw(tensors[k:k + 1])
+        np.testing.assert_allclose(one_contour, contour[k], atol=1e-4)
+        np.testing.assert_allclose(one_points, points[k], atol=1e-4)
+    iris.batch_of_one = True                             # a model built with batch 1
+    np.testing.assert_allclose(iris.raw_eyes(tensors)[1], points, atol=1e-4)
+    pruned = om.MODELS_DIR / om.IRIS_ONLY_FILE
+    if pruned.is_file():                                 # made by `make models`
+        only = om.IrisLandmarks(pruned)
+        assert not only.has_contour
+        np.testing.assert_array_equal(only.raw_iris(tensors), iris.raw_iris(tensors))
+        with pytest.raises(LandmarkError, match="raw_iris"):
+            only.raw_eyes(tensors)

@@ -8,7 +8,7 @@ import pytest
 
 from densecap.landmarks.footage import open_footage
 from densecap.tracking.performance import load_performance
-from densecap.tracking.pipeline import track_footage
+from densecap.tracking.pipeline import FrameResult, draw_preview, track_footage
 from densecap.tracking.preview import PreviewWriter
 from densecap.tracking.progress import CancelToken
 
@@ -92,3 +92,18 @@ def test_memory_stays_bounded_over_a_whole_clip(talking_2):
     assert run.frames_done == 60
     frame_bytes = 590 * 590 * 3
     assert peak < 8 * frame_bytes
+
+
+def test_preview_projects_the_mesh_only_when_drawn():
+    calls = []
+
+    def project():
+        calls.append(1)
+        return np.array([[10.0, 10.0], [50.0, 40.0]])
+    result = FrameResult(psi=np.zeros(2), theta=np.zeros(18), project_vertices=project)
+    assert calls == [] and result.vertices_2d is None
+    image = np.zeros((60, 80, 3), np.uint8)
+    canvas = draw_preview(image, result, np.array([[0, 1]]), "frame 0")
+    assert calls == [1] and canvas[25, 30].any() and not image.any()   # the edge is drawn
+    eager = FrameResult(vertices_2d=np.ones((2, 2)), project_vertices=project)
+    assert eager.mesh_2d() is eager.vertices_2d and calls == [1]
