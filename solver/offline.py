@@ -12,12 +12,14 @@ Method (`fit_offline`):
    extrinsics from the per-view head poses of the frames both camera 0 and c fit (rotation:
    SO(3) projection of the mean, translation: median); each frame's pose from camera 0, else
    from another camera through its extrinsics.
-2. Identity and cameras (`_fit_shared`): LM on at most `identity_frames` frames spread over
+2. Identity and cameras (`fit_shared`): LM on at most `identity_frames` frames spread over
    the clip, without E_temporal (the frames are not neighbours). Each frame's (psi, theta)
    block is eliminated by a Schur complement onto the shared block (beta, cameras), as in
    bundle adjustment: numba kernels build the blocks in parallel over frames
    (`offline_kernel.schur_blocks` / `schur_reduce`), the reduced shared system is solved by
-   numpy Cholesky.
+   numpy. `fit_shared` (with an `IdentityContext`: the model data specialised once) is public:
+   the real-time tracker's keyframe refinement of identity and focal length is the same solve
+   over its few keyframes.
 3. All frames with identity and cameras fixed (`_fit_frames`), in windows of `window` frames
    (+ `overlap` re-solved by the next window) so memory stays bounded: red-black block
    Gauss-Seidel sweeps, each frame refitted by the real-time kernel's LM with its
@@ -135,14 +137,16 @@ class OfflineResult:
     energy_names = TERM_NAMES
 
 
-class _Context:
-    """Model data specialised once: the landmark table at beta = 0 and its beta derivative."""
+class IdentityContext:
+    """Model data specialised once for fits in which identity is a variable: the landmark
+    table at beta = 0 and its (exact, linear) beta derivative, so `table(beta)` costs a
+    matrix product instead of `build_landmark_table`; the weights (`fit`), prior and
+    colliders; the bounds of a frame's (psi, theta)."""
 
-    def __init__(self, model: FaceModel, embedding: LandmarkEmbedding, settings: OfflineSettings,
+    def __init__(self, model: FaceModel, embedding: LandmarkEmbedding, fit: FitSettings,
                  prior: IdentityPrior, colliders: Colliders):
-        self.model, self.embedding, self.settings = model, embedding, settings
+        self.model, self.embedding, self.fit = model, embedding, fit
         self.prior, self.colliders = prior, colliders
-        fit = settings.fit
         self.table0 = build_landmark_table(model, embedding, np.zeros(model.num_identity),
                                            fit.sparsity_threshold)
         self.lk_identity = _landmark_identity_basis(model, embedding, self.table0)
@@ -152,7 +156,7 @@ class _Context:
         self.upper = np.r_[np.ones(e), np.full(THETA_SIZE, np.inf)]
 
     def table(self, beta: np.ndarray) -> LandmarkTable:
-        """The landmark table at identity beta (linear in beta)."""
+        """The landmark table at identity beta (B,) (linear in beta)."""
         return replace(self.table0,
                        lk_rest=self.table0.lk_rest + np.einsum("b,mbi->mi", beta,
                                                                self.lk_identity),
@@ -160,12 +164,12 @@ class _Context:
 
     def priors(self, beta: np.ndarray) -> tuple:
         """(expression, joints, intersect weights, check_rest, check_basis, check_scale)."""
-        fit = self.settings.fit
+        fit = self.fit
         rest, basis = collider_tables(self.model, self.colliders, beta)
         return fit.expression, fit.joints, fit.intersect, rest, basis, self.colliders.scale
 
     def identity_energy(self, beta: np.ndarray) -> float:
-        r, _ = identity_residuals(beta, self.prior, self.settings.fit.identity)
+        r, _ = identity_residuals(beta, self.prior, self.fit.identity)
         return float(r @ r)
 
 
@@ -321,7 +325,7 @@ def realtime_start(model: FaceModel, embedding: LandmarkEmbedding, cameras: Sequ
 
 
 # ---------------------------------------------------------------------------- energies
-def _energies(ctx: _Context, beta, cameras, x, mu, scale2) -> tuple[np.ndarray, np.ndarray]:
+def _energies(ctx: IdentityContext, beta, cameras, x, mu, scale2) -> tuple[np.ndarray, np.ndarray]:
     """Per-term energies (n, 6) without E_temporal, projections (n, C, L, 2)."""
     table = ctx.table(beta)
     energies = np.zeros((len(x), len(TERM_NAMES)))
@@ -339,8 +343,9 @@ def offline_energy(model: FaceModel, embedding: LandmarkEmbedding, cameras: Sequ
     """The offline energy of given parameters: per frame per term (F, 6) and E_identity.
     (The objective `fit_offline` minimises; compare fits with it.)"""
     settings = settings or OfflineSettings()
-    ctx = _Context(model, embedding, settings, prior or IdentityPrior.standard(model.num_identity),
-                   build_colliders(model))
+    ctx = IdentityContext(model, embedding, settings.fit,
+                          prior or IdentityPrior.standard(model.num_identity),
+                          build_colliders(model))
     clean, scale2, view_ok = _view_data(mu, sigma, cameras, settings.fit.landmarks)
     x = np.concatenate([psi, theta], axis=1)
     energies, pixels = _energies(ctx, np.asarray(beta, float), cameras, x, clean, scale2)
@@ -371,11 +376,89 @@ def _apply_shared(beta, cameras, step, num_beta):
     return beta + step[:num_beta], out
 
 
-def _fit_shared(ctx: _Context, beta, cameras, x, mu, scale2, free):
-    """LM on (beta, cameras, x (n, P)) with the frame blocks eliminated (Schur complement).
-    free : (S,) bool, the shared parameters that may move. Returns (beta, cameras, x,
-    iterations, converged)."""
-    settings = ctx.settings
+@dataclass(frozen=True)
+class SharedFit:
+    """The result of `fit_shared`. Never NaN.
+
+    beta : (B,); cameras : one per view; psi : (n, E) in [0, 1]; theta : (n, 18);
+    energy : E of the n frames without E_temporal, plus E_identity; start_energy : the same at
+    the start; iterations : LM iterations; converged : stopped on the tolerance or because no
+    step lowers the energy; success : the start's energy was finite (else the start is
+    returned unchanged); message : how it ended.
+    """
+
+    beta: np.ndarray
+    cameras: tuple[Camera, ...]
+    psi: np.ndarray
+    theta: np.ndarray
+    energy: float
+    start_energy: float
+    iterations: int
+    converged: bool
+    success: bool
+    message: str
+
+
+def _camera_mask(value, count: int, name: str) -> np.ndarray:
+    """A per-camera flag (C,) bool from one bool or C of them."""
+    mask = np.broadcast_to(np.asarray(value, dtype=bool), (count,)) if np.ndim(value) == 0 \
+        else np.asarray(value, dtype=bool)
+    if mask.shape != (count,):
+        raise SolverError(f"{name} must be one bool or {count} of them, got shape {mask.shape}")
+    return mask
+
+
+def fit_shared(ctx: IdentityContext, cameras: Sequence[Camera], mu: np.ndarray,
+               sigma: np.ndarray, beta: np.ndarray, psi: np.ndarray, theta: np.ndarray, *,
+               identity: bool = True, focal=False, extrinsics=False, iterations: int = 20,
+               tolerance: float = 1e-5) -> SharedFit:
+    """Fit the parameters n frames share (identity, and per camera its focal length and
+    extrinsics) jointly with each frame's expression and pose, from the given start, by LM
+    with each frame's (psi, theta) block eliminated by a Schur complement (module docstring,
+    step 2). No E_temporal (the frames need not be neighbours).
+
+    cameras : C cameras; mu (n, C, L, 2) pixels, NaN where missing; sigma (n, C, L);
+    beta (B,), psi (n, E), theta (n, 18) the start; identity : beta is free; focal,
+    extrinsics : one bool or (C,) bools, the cameras whose focal length / rotation and
+    translation are free (only cameras with a usable view in these frames move; camera 0's
+    extrinsics define the world: freeing them with free head poses leaves the system to the
+    damping). iterations : LM iterations at most; tolerance : stop when an accepted step
+    lowers the energy by less than this fraction. Raises SolverError on bad shapes.
+    """
+    model = ctx.model
+    cameras = tuple(cameras)
+    mu, sigma = np.asarray(mu, dtype=np.float64), np.asarray(sigma, dtype=np.float64)
+    psi, theta = np.asarray(psi, dtype=np.float64), np.asarray(theta, dtype=np.float64)
+    n, count = len(psi), len(ctx.embedding)
+    if (mu.shape != (n, len(cameras), count, 2) or sigma.shape != mu.shape[:3]
+            or psi.shape != (n, model.num_expressions) or theta.shape != (n, THETA_SIZE)
+            or np.shape(beta) != (model.num_identity,)):
+        raise SolverError(f"fit_shared: expected mu ({n}, {len(cameras)}, {count}, 2), sigma "
+                          f"({n}, {len(cameras)}, {count}), psi ({n}, {model.num_expressions}),"
+                          f" theta ({n}, {THETA_SIZE}), beta ({model.num_identity},); got "
+                          f"{mu.shape}, {sigma.shape}, {psi.shape}, {theta.shape}, "
+                          f"{np.shape(beta)}")
+    if iterations < 0:
+        raise SolverError("fit_shared: iterations must be >= 0")
+    clean, scale2, view_ok = _view_data(mu, sigma, cameras, ctx.fit.landmarks)
+    seen = view_ok.any(0)
+    free = np.zeros(model.num_identity + okernel.CAMERA_PARAMS * len(cameras), dtype=bool)
+    free[:model.num_identity] = identity
+    for c, (f_free, e_free) in enumerate(zip(_camera_mask(focal, len(cameras), "focal") & seen,
+                                             _camera_mask(extrinsics, len(cameras),
+                                                          "extrinsics") & seen)):
+        base = model.num_identity + okernel.CAMERA_PARAMS * c
+        free[base:base + 6] = e_free
+        free[base + 6] = f_free
+    x = np.clip(np.concatenate([psi, theta], axis=1), ctx.lower, ctx.upper)
+    return _shared_lm(ctx, np.asarray(beta, dtype=np.float64).copy(), cameras, x, clean,
+                      scale2, free, iterations, tolerance)
+
+
+def _shared_lm(ctx: IdentityContext, beta, cameras, x, mu, scale2, free, iterations,
+               tolerance) -> SharedFit:
+    """The LM of `fit_shared` on (beta, cameras, x (n, P)); mu, scale2 from _view_data,
+    free (S,) bool the shared parameters that may move."""
     model = ctx.model
     num_beta = model.num_identity
     n, size = x.shape
@@ -396,18 +479,30 @@ def _fit_shared(ctx: _Context, beta, cameras, x, mu, scale2, free):
         e, _ = _energies(ctx, beta, cameras, x, mu, scale2)
         return e.sum() + ctx.identity_energy(beta)
 
-    energy = linearise(beta, cameras, x)
+    def result(iteration, converged, message):
+        e = model.num_expressions
+        return SharedFit(beta=beta, cameras=tuple(cameras), psi=x[:, :e].copy(),
+                         theta=x[:, e:].copy(), energy=float(energy),
+                         start_energy=float(start_energy), iterations=iteration,
+                         converged=converged, success=True, message=message)
+
+    energy = start_energy = linearise(beta, cameras, x)
     if not np.isfinite(energy):
-        return beta, cameras, x, 0, False
+        e = model.num_expressions
+        return SharedFit(beta=beta, cameras=tuple(cameras), psi=x[:, :e].copy(),
+                         theta=x[:, e:].copy(), energy=np.inf, start_energy=np.inf,
+                         iterations=0,
+                         converged=False, success=False,
+                         message="the start's energy is not finite: kept the start")
     damping = 1e-4
     index = np.nonzero(free)[0]
-    for iteration in range(1, settings.identity_iterations + 1):
+    for iteration in range(1, iterations + 1):
         okernel.schur_reduce(u, g_frame, w, x, ctx.lower, ctx.upper, damping, reduced,
                              reduced_g)
         upper = v.sum(0)
         v_sum = upper + upper.T - np.diag(np.diag(upper))
         g_sum = g_shared.sum(0)
-        r_id, j_id = identity_residuals(beta, ctx.prior, settings.fit.identity)
+        r_id, j_id = identity_residuals(beta, ctx.prior, ctx.fit.identity)
         v_sum[:num_beta, :num_beta] += j_id.T @ j_id
         g_sum[:num_beta] += j_id.T @ r_id
         system = v_sum - reduced.sum(0)
@@ -430,23 +525,24 @@ def _fit_shared(ctx: _Context, beta, cameras, x, mu, scale2, free):
             beta, cameras, x = trial_beta, trial_cameras, trial_x
             energy = linearise(beta, cameras, x)
             damping = max(damping * DAMPING_DOWN, 1e-12)
-            if decrease < settings.identity_tolerance:
-                return beta, cameras, x, iteration, True
+            if decrease < tolerance:
+                return result(iteration, True, "converged: relative energy decrease below "
+                                               "tolerance")
         else:
             damping *= DAMPING_UP
             if damping > 1e10:
-                return beta, cameras, x, iteration, True
-    return beta, cameras, x, settings.identity_iterations, False
+                return result(iteration, True, "converged: no step decreases the energy")
+    return result(iterations, False, "stopped at the iteration limit")
 
 
 # ---------------------------------------------------------------------------- all frames
-def _fit_frames(ctx: _Context, beta, cameras, x, mu, sigma, views, fixed_frames,
-                cancel: Callable[[], bool] | None):
+def _fit_frames(ctx: IdentityContext, settings: OfflineSettings, beta, cameras, x, mu, sigma,
+                views, fixed_frames, cancel: Callable[[], bool] | None):
     """The windowed red-black pass over all frames (module docstring, step 3); x (F, P) is
     updated in place. views (C,) 1.0 for cameras E_temporal applies to; fixed_frames (F,)
     frames left as they are. Returns (energies (F, 6) without E_identity, sweeps,
     converged)."""
-    settings, fit = ctx.settings, ctx.settings.fit
+    fit = settings.fit
     frames = len(x)
     table, priors = ctx.table(beta), ctx.priors(beta)
     camera_data = _camera_vectors(cameras)
@@ -549,7 +645,8 @@ def fit_offline(model: FaceModel, embedding: LandmarkEmbedding, cameras: Sequenc
     if start.psi.shape != (len(mu), model.num_expressions) or start.theta.shape != (
             len(mu), THETA_SIZE) or len(start.cameras) != len(cameras):
         raise SolverError("the start does not match the frames and cameras")
-    ctx = _Context(model, embedding, settings, prior, colliders or build_colliders(model))
+    ctx = IdentityContext(model, embedding, settings.fit, prior,
+                          colliders or build_colliders(model))
     views = seen.astype(np.float64)
     beta = np.asarray(start.beta, dtype=np.float64).copy()
     cams = list(start.cameras)
@@ -580,27 +677,22 @@ def fit_offline(model: FaceModel, embedding: LandmarkEmbedding, cameras: Sequenc
     pick = usable_frames[np.unique(np.linspace(0, len(usable_frames) - 1,
                                                min(settings.identity_frames,
                                                    len(usable_frames))).round().astype(int))]
-    free = np.zeros(model.num_identity + okernel.CAMERA_PARAMS * len(cameras), dtype=bool)
-    free[:model.num_identity] = True
-    for c in range(len(cameras)):
-        base = model.num_identity + okernel.CAMERA_PARAMS * c
-        if seen[c]:
-            free[base:base + 6] = c > 0
-            free[base + 6] = settings.fit_focal
-    clean, scale2, _ = _view_data(mu[pick], sigma[pick], cams, settings.fit.landmarks)
-    beta, cams, x_pick, shared_iterations, shared_converged = _fit_shared(
-        ctx, beta, cams, x[pick].copy(), clean, scale2, free)
-    x[pick] = x_pick
-    del clean, scale2
+    e = model.num_expressions
+    shared = fit_shared(ctx, cams, mu[pick], sigma[pick], beta, x[pick, :e], x[pick, e:],
+                        focal=settings.fit_focal, extrinsics=np.arange(len(cams)) > 0,
+                        iterations=settings.identity_iterations,
+                        tolerance=settings.identity_tolerance)
+    beta, cams = shared.beta, list(shared.cameras)
+    x[pick] = np.concatenate([shared.psi, shared.theta], axis=1)
     if cancel is not None and cancel():
         raise OfflineCancelled()
     # 3. every frame, identity and cameras fixed
-    energies, sweeps, frames_converged = _fit_frames(ctx, beta, cams, x, mu, sigma, views,
-                                                    fixed, cancel)
+    energies, sweeps, frames_converged = _fit_frames(ctx, settings, beta, cams, x, mu, sigma,
+                                                    views, fixed, cancel)
     identity_energy = ctx.identity_energy(beta)
     energy = float(energies.sum() + identity_energy)
-    message = (f"identity/cameras: {shared_iterations} LM iterations on {len(pick)} frames "
-               f"({'converged' if shared_converged else 'iteration limit'}); all frames: "
+    message = (f"identity/cameras: {shared.iterations} LM iterations on {len(pick)} frames "
+               f"({shared.message}); all frames: "
                f"{sweeps} sweeps ({'converged' if frames_converged else 'sweep limit'})")
     if not (np.isfinite(energy) and energy <= start_energy):
         # never worse than the start: keep it
@@ -609,13 +701,12 @@ def fit_offline(model: FaceModel, embedding: LandmarkEmbedding, cameras: Sequenc
             theta=x_start[:, model.num_expressions:], cameras=tuple(start.cameras),
             valid=valid, camera_seen=seen, energies=np.nan_to_num(start_energies),
             identity_energy=float(ctx.identity_energy(start.beta)), energy=start_energy,
-            start_energy=start_energy, iterations=shared_iterations + sweeps, converged=False,
+            start_energy=start_energy, iterations=shared.iterations + sweeps, converged=False,
             message=message + f"; the result ({energy:.6g}) was not below the start "
                               f"({start_energy:.6g}): kept the start")
-    e = model.num_expressions
     return OfflineResult(beta=beta, psi=x[:, :e].copy(), theta=x[:, e:].copy(),
                          cameras=tuple(cams), valid=valid, camera_seen=seen,
                          energies=energies, identity_energy=float(identity_energy),
                          energy=energy, start_energy=start_energy,
-                         iterations=shared_iterations + sweeps,
-                         converged=bool(shared_converged and frames_converged), message=message)
+                         iterations=shared.iterations + sweeps,
+                         converged=bool(shared.converged and frames_converged), message=message)

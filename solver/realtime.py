@@ -5,15 +5,17 @@ Keyframe schedule (`KeyframeSchedule`): a successfully fitted frame with at leas
 `min_valid_fraction` usable landmarks becomes a keyframe when it is the first one or its head
 orientation (global rotation of the head joint) differs by `min_angle_deg` or more from every
 keyframe so far. Each new keyframe triggers a joint refinement of identity (and focal length
-if `refine_focal`) with every keyframe's expression and pose (dense numpy problem,
-`lm.solve_bounded`), after which the frame is fitted again. After `max_keyframes`
-keyframes identity and focal length are frozen. With `refine_identity=False` the given beta
-(default 0) is used throughout.
+if `refine_focal`) with every keyframe's expression and pose (`offline.fit_shared`: LM with
+each keyframe's expression + pose block eliminated by a Schur complement onto identity and
+focal length, `KeyframeSchedule.iterations` iterations at most), after which the frame is
+fitted again. A refinement whose start has no finite energy leaves identity and focal length
+as they were. After `max_keyframes` keyframes identity and focal length are frozen. With
+`refine_identity=False` the given beta (default 0) is used throughout.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -24,9 +26,8 @@ from .conventions import JOINT_NAMES, THETA_SIZE, THETA_TRANSLATION
 from .energies import TERM_NAMES, FitSettings, IdentityPrior, identity_residuals
 from .errors import SolverError
 from .face_model import FaceModel, LandmarkEmbedding
-from .lm import solve_bounded
 from .model import forward_kinematics, joints, landmark_vertex_ids, rodrigues, shape
-from .problem import FitProblem, Observation, landmark_points
+from .problem import landmark_points
 
 #: Fewest usable landmarks a frame needs to be fitted.
 MIN_LANDMARKS = 6
@@ -218,25 +219,28 @@ class RealtimeFitter:
 
     def __init__(self, model: FaceModel, embedding: LandmarkEmbedding, camera: Camera,
                  settings: FitSettings | None = None, beta: np.ndarray | None = None,
-                 colliders: Colliders | None = None, prior: IdentityPrior | None = None):
+                 colliders: Colliders | None = None, prior: IdentityPrior | None = None,
+                 table: LandmarkTable | None = None):
         self.model, self.embedding = model, embedding
         self.settings = settings or FitSettings()
         self.prior = prior or IdentityPrior.standard(model.num_identity)
         self.colliders = colliders if colliders is not None else build_colliders(model)
         self.camera = camera
-        self.set_identity(np.zeros(model.num_identity) if beta is None else beta)
+        self.set_identity(np.zeros(model.num_identity) if beta is None else beta, table)
         e = model.num_expressions
         self.lower = np.r_[np.zeros(e), np.full(THETA_SIZE, -np.inf)]
         self.upper = np.r_[np.ones(e), np.full(THETA_SIZE, np.inf)]
 
-    def set_identity(self, beta: np.ndarray) -> None:
-        """Rebuild the landmark table and collider data for identity beta (B,)."""
+    def set_identity(self, beta: np.ndarray, table: LandmarkTable | None = None) -> None:
+        """Rebuild the landmark table and collider data for identity beta (B,). table : the
+        landmark table at beta when the caller has it (`offline.IdentityContext.table`, with
+        this fitter's sparsity threshold), else it is built."""
         model = self.model
         self.beta = np.asarray(beta, dtype=np.float64).copy()
         r, _ = identity_residuals(self.beta, self.prior, self.settings.identity)
         self._identity_energy = float(r @ r)
-        self.table = build_landmark_table(model, self.embedding, self.beta,
-                                          self.settings.sparsity_threshold)
+        self.table = table if table is not None else build_landmark_table(
+            model, self.embedding, self.beta, self.settings.sparsity_threshold)
         self._check_rest, self._check_basis = collider_tables(model, self.colliders, self.beta)
         self._normal_equations = None
 
@@ -343,6 +347,17 @@ def head_rotation(model: FaceModel, theta: np.ndarray) -> np.ndarray:
     return global_rot[HEAD]
 
 
+@dataclass(frozen=True)
+class Keyframe:
+    """A keyframe's observation, mu (L, 2) and sigma (L,) pixels, and its latest fit, psi (E,)
+    and theta (18,)."""
+
+    mu: np.ndarray
+    sigma: np.ndarray
+    psi: np.ndarray
+    theta: np.ndarray
+
+
 class RealtimeTracker:
     """Frame-by-frame tracking: warm-started expression + pose per frame, identity and focal
     refined on keyframes then frozen. `track(mu, sigma) -> FrameResult`."""
@@ -352,13 +367,23 @@ class RealtimeTracker:
                  refine_identity: bool = True, refine_focal: bool = False,
                  schedule: KeyframeSchedule | None = None,
                  prior: IdentityPrior | None = None):
-        self.fitter = RealtimeFitter(model, embedding, camera, settings, beta, prior=prior)
         self.model, self.embedding = model, embedding
         self.refine_identity, self.refine_focal = refine_identity, refine_focal
         self.schedule = schedule or KeyframeSchedule()
-        self.prior = prior
-        self.keyframes: list[tuple[Observation, np.ndarray, np.ndarray]] = []
+        self.prior = prior or IdentityPrior.standard(model.num_identity)
+        self.keyframes: list[Keyframe] = []
         self.frozen = not (refine_identity or refine_focal)
+        settings = settings or FitSettings()
+        beta = np.zeros(model.num_identity) if beta is None else np.asarray(beta, np.float64)
+        colliders = build_colliders(model)
+        # the refinement's model data (None once frozen); offline.py builds on this module
+        # (its start is this tracker), hence the import here
+        self._context = None
+        if not self.frozen:
+            from .offline import IdentityContext
+            self._context = IdentityContext(model, embedding, settings, self.prior, colliders)
+        self.fitter = RealtimeFitter(model, embedding, camera, settings, beta, colliders,
+                                     self.prior, self._table(beta))
         self._last: FrameResult | None = None
 
     @property
@@ -368,6 +393,9 @@ class RealtimeTracker:
     @property
     def camera(self) -> Camera:
         return self.fitter.camera
+
+    def _table(self, beta: np.ndarray) -> LandmarkTable | None:
+        return None if self._context is None else self._context.table(beta)
 
     def track(self, mu: np.ndarray, sigma: np.ndarray) -> FrameResult:
         """Fit one frame: mu (L, 2), sigma (L,) pixels."""
@@ -384,7 +412,7 @@ class RealtimeTracker:
             previous = last.pixels if last.success else None
         result = self.fitter.fit(mu, sigma, psi0, theta0, previous)
         if result.success and self._wants_keyframe(result):
-            result = self._refine(mu, sigma, result, psi0, theta0, previous)
+            result = self._refine(mu, sigma, result, previous)
         if result.success or last is None:
             self._last = result if result.success else None
         else:
@@ -397,32 +425,34 @@ class RealtimeTracker:
             return False
         rot = head_rotation(self.model, result.theta)
         limit = np.radians(self.schedule.min_angle_deg)
-        for _, _, theta in self.keyframes:
-            cos = (np.trace(head_rotation(self.model, theta).T @ rot) - 1.0) / 2.0
+        for key in self.keyframes:
+            cos = (np.trace(head_rotation(self.model, key.theta).T @ rot) - 1.0) / 2.0
             if np.arccos(np.clip(cos, -1.0, 1.0)) < limit:
                 return False
         return True
 
-    def _refine(self, mu, sigma, result, psi0, theta0, previous) -> FrameResult:
-        usable = usable_landmarks(np.asarray(mu, float), np.asarray(sigma, float), self.camera)
-        obs = Observation(np.where(usable[:, None], mu, np.nan), np.where(usable, sigma, 0.0))
-        self.keyframes.append((obs, result.psi, result.theta))
+    def _refine(self, mu, sigma, result, previous) -> FrameResult:
+        """Add this frame as a keyframe, refine identity / focal over all keyframes
+        (`offline.fit_shared`), freeze after max_keyframes, and fit the frame again."""
+        from .offline import fit_shared
         fitter = self.fitter
-        problem = FitProblem(self.model, self.embedding, self.camera,
-                             [k[0] for k in self.keyframes], fitter.settings, self.beta,
-                             fitter.colliders, self.prior, free_identity=self.refine_identity,
-                             free_focal=self.refine_focal)
-        x0 = problem.pack(self.beta, self.camera.focal, [k[1] for k in self.keyframes],
-                          [k[2] for k in self.keyframes])
-        lower, upper = problem.bounds()
-        solved = solve_bounded(problem.residuals_and_jacobian, x0, lower, upper,
-                               self.schedule.iterations, fitter.settings.tolerance)
-        beta, focal, psi, theta = problem.unpack(solved.x)
-        if np.all(np.isfinite(solved.x)):
-            fitter.camera = self.camera.with_focal(focal)
-            fitter.set_identity(beta)
-            self.keyframes = [(k[0], p, t) for k, p, t in zip(self.keyframes, psi, theta)]
+        self.keyframes.append(Keyframe(np.asarray(mu, np.float64), np.asarray(sigma, np.float64),
+                                       result.psi, result.theta))
+        keys = self.keyframes
+        shared = fit_shared(
+            self._context, [self.camera], np.stack([k.mu for k in keys])[:, None],
+            np.stack([k.sigma for k in keys])[:, None], self.beta,
+            np.stack([k.psi for k in keys]), np.stack([k.theta for k in keys]),
+            identity=self.refine_identity, focal=self.refine_focal,
+            iterations=self.schedule.iterations, tolerance=fitter.settings.tolerance)
+        if shared.success:
+            fitter.camera = shared.cameras[0]
+            fitter.set_identity(shared.beta, self._table(shared.beta))
+            self.keyframes = [replace(k, psi=p, theta=t)
+                              for k, p, t in zip(keys, shared.psi, shared.theta)]
         if len(self.keyframes) >= self.schedule.max_keyframes:
             self.frozen = True
-        refitted = fitter.fit(mu, sigma, psi[-1], theta[-1], previous)
+            self._context = None
+        key = self.keyframes[-1]
+        refitted = fitter.fit(mu, sigma, key.psi, key.theta, previous)
         return FrameResult(**{**refitted.__dict__, "keyframe": True})

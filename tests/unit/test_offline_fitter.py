@@ -23,7 +23,7 @@ from densecap.solver.energies import FitSettings, IdentityPrior
 from densecap.solver.errors import SolverError
 from densecap.solver.landmark_sets import random_embedding
 from densecap.solver.model import rodrigues, shape
-from densecap.solver.offline import (OfflineSettings, _axis_angle, _camera_vectors, _Context,
+from densecap.solver.offline import (IdentityContext, OfflineSettings, _axis_angle, _camera_vectors,
                                      _energies, _view_data, fit_offline, head_transform,
                                      move_pose, offline_energy)
 from densecap.solver import offline_kernel
@@ -95,7 +95,8 @@ def test_schur_blocks_equal_the_dense_reference(small_model):
     settings = OfflineSettings(fit=FitSettings(temporal=0.0, intersect=0.0,
                                                sparsity_threshold=0.0))
     colliders = build_colliders(model)
-    ctx = _Context(model, emb, settings, IdentityPrior.standard(model.num_identity), colliders)
+    ctx = IdentityContext(model, emb, settings.fit, IdentityPrior.standard(model.num_identity),
+                          colliders)
     b0 = beta + 0.1
     x = np.r_[np.clip(psi + 0.1, 0, 1), theta + 0.01][None]
     clean, scale2, _ = _view_data(mu, sigma, [CAMERA], 1.0)
