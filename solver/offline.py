@@ -49,14 +49,15 @@ import numpy as np
 from . import offline_kernel as okernel
 from .realtime_kernel import landmark_positions
 from .camera import Camera
-from .colliders import Colliders, build_colliders
+from .colliders import Colliders, build_colliders, relative_positions
 from .conventions import THETA_SIZE, THETA_TRANSLATION
 from .energies import TERM_NAMES, FitSettings, IdentityPrior, identity_residuals, landmark_scales
 from .errors import SolverError
+from .lm import DIAGONAL_FLOOR, MAX_PASSES
 from .face_model import FaceModel, LandmarkEmbedding
 from .model import forward_kinematics, joints, landmark_vertex_ids, rodrigues
 from .realtime import (HEAD, MIN_LANDMARKS, LandmarkTable, RealtimeTracker, build_landmark_table,
-                       camera_vector, collider_tables, usable_landmarks)
+                       camera_vector, usable_landmarks)
 
 #: LM damping factors of the identity / camera solve after an accepted / rejected step.
 DAMPING_DOWN, DAMPING_UP = 0.3, 4.0
@@ -139,9 +140,10 @@ class OfflineResult:
 
 class IdentityContext:
     """Model data specialised once for fits in which identity is a variable: the landmark
-    table at beta = 0 and its (exact, linear) beta derivative, so `table(beta)` costs a
-    matrix product instead of `build_landmark_table`; the weights (`fit`), prior and
-    colliders; the bounds of a frame's (psi, theta)."""
+    table and E_intersect's checked vertices at beta = 0 and their (exact, linear) beta
+    derivatives, so `table(beta)` and `priors(beta)` cost a matrix product instead of
+    `build_landmark_table` / `collider_tables`; the weights (`fit`), prior and colliders;
+    the bounds of a frame's (psi, theta)."""
 
     def __init__(self, model: FaceModel, embedding: LandmarkEmbedding, fit: FitSettings,
                  prior: IdentityPrior, colliders: Colliders):
@@ -152,6 +154,11 @@ class IdentityContext:
         self.lk_identity = _landmark_identity_basis(model, embedding, self.table0)
         self.joint_identity = np.ascontiguousarray(model.joint_identity, dtype=np.float64)
         e = model.num_expressions
+        check, d_beta, d_psi = relative_positions(model, colliders,
+                                                  np.zeros(model.num_identity), np.zeros(e))
+        self.check_rest0 = check                                               # (n, 3)
+        self.check_identity = np.ascontiguousarray(d_beta.transpose(0, 2, 1))  # (n, B, 3)
+        self.check_basis = np.ascontiguousarray(d_psi.transpose(0, 2, 1))     # (n, E, 3)
         self.lower = np.r_[np.zeros(e), np.full(THETA_SIZE, -np.inf)]
         self.upper = np.r_[np.ones(e), np.full(THETA_SIZE, np.inf)]
 
@@ -163,10 +170,12 @@ class IdentityContext:
                        joint_pos=joints(self.model, beta))
 
     def priors(self, beta: np.ndarray) -> tuple:
-        """(expression, joints, intersect weights, check_rest, check_basis, check_scale)."""
+        """(expression, joints, intersect weights, check_rest, check_basis, check_scale) at
+        identity beta (B,), as `realtime.collider_tables`."""
         fit = self.fit
-        rest, basis = collider_tables(self.model, self.colliders, beta)
-        return fit.expression, fit.joints, fit.intersect, rest, basis, self.colliders.scale
+        rest = self.check_rest0 + np.einsum("b,nbi->ni", beta, self.check_identity)
+        return (fit.expression, fit.joints, fit.intersect, rest, self.check_basis,
+                self.colliders.scale)
 
     def identity_energy(self, beta: np.ndarray) -> float:
         r, _ = identity_residuals(beta, self.prior, self.fit.identity)
@@ -455,6 +464,35 @@ def fit_shared(ctx: IdentityContext, cameras: Sequence[Camera], mu: np.ndarray,
                       scale2, free, iterations, tolerance)
 
 
+def _shared_step(ctx: IdentityContext, u, g_frame, w, reduced, reduced_g, v_sum, g_sum,
+                 shared_damping, index, x, damping):
+    """One damped LM step of `_shared_lm` with the frame blocks eliminated, bounds as in
+    lm.bounded_step: expression weights on a bound with the gradient pointing out are held;
+    frame variables the step takes out of the box are pinned on the bound and the shared
+    step is solved again (at most lm.MAX_PASSES times). v_sum (S, S), g_sum (S,): the shared
+    normal equations over all frames (+ E_identity); shared_damping (S,) added to v_sum's
+    diagonal; index: the free shared parameters. Returns (shared step (S,), new x (n, P)),
+    or (None, None) when the reduced system is singular."""
+    held = (((x <= ctx.lower) & (g_frame > 0.0)) | ((x >= ctx.upper) & (g_frame < 0.0)))
+    fixed = np.zeros_like(x)
+    trial_x = np.empty_like(x)
+    step = np.zeros(len(g_sum))
+    for _ in range(MAX_PASSES):
+        okernel.schur_reduce(u, g_frame, w, held, fixed, damping, reduced, reduced_g)
+        system = v_sum - reduced.sum(0)
+        system[np.diag_indices(len(g_sum))] += shared_damping
+        rhs = -(g_sum - reduced_g.sum(0))
+        try:
+            step[index] = np.linalg.solve(system[np.ix_(index, index)], rhs[index])
+        except np.linalg.LinAlgError:
+            return None, None
+        pinned = okernel.frame_steps(u, g_frame, w, step, x, ctx.lower, ctx.upper, held, fixed,
+                                     damping, trial_x)
+        if not np.any(pinned > 0):
+            break
+    return step, trial_x
+
+
 def _shared_lm(ctx: IdentityContext, beta, cameras, x, mu, scale2, free, iterations,
                tolerance) -> SharedFit:
     """The LM of `fit_shared` on (beta, cameras, x (n, P)); mu, scale2 from _view_data,
@@ -470,7 +508,8 @@ def _shared_lm(ctx: IdentityContext, beta, cameras, x, mu, scale2, free, iterati
 
     def linearise(beta, cameras, x):
         okernel.schur_blocks(x, model.num_expressions, *ctx.table(beta).kernel_args(),
-                             ctx.lk_identity, ctx.joint_identity, _camera_vectors(cameras),
+                             ctx.lk_identity, ctx.joint_identity, ctx.check_identity,
+                             _camera_vectors(cameras),
                              mu, scale2, *ctx.priors(beta), u, g_frame, w, v, g_shared,
                              energies)
         return energies.sum() + ctx.identity_energy(beta)
@@ -491,33 +530,33 @@ def _shared_lm(ctx: IdentityContext, beta, cameras, x, mu, scale2, free, iterati
         e = model.num_expressions
         return SharedFit(beta=beta, cameras=tuple(cameras), psi=x[:, :e].copy(),
                          theta=x[:, e:].copy(), energy=np.inf, start_energy=np.inf,
-                         iterations=0,
-                         converged=False, success=False,
+                         iterations=0, converged=False, success=False,
                          message="the start's energy is not finite: kept the start")
     damping = 1e-4
     index = np.nonzero(free)[0]
     for iteration in range(1, iterations + 1):
-        okernel.schur_reduce(u, g_frame, w, x, ctx.lower, ctx.upper, damping, reduced,
-                             reduced_g)
         upper = v.sum(0)
         v_sum = upper + upper.T - np.diag(np.diag(upper))
         g_sum = g_shared.sum(0)
         r_id, j_id = identity_residuals(beta, ctx.prior, ctx.fit.identity)
         v_sum[:num_beta, :num_beta] += j_id.T @ j_id
         g_sum[:num_beta] += j_id.T @ r_id
-        system = v_sum - reduced.sum(0)
-        rhs = -(g_sum - reduced_g.sum(0))
-        diag = np.diag(v_sum)
-        floor = max(diag.max() * 1e-9, 1e-12)
-        system[np.diag_indices(shared)] += damping * np.maximum(diag, floor) + floor
-        step = np.zeros(shared)
-        try:
-            step[index] = np.linalg.solve(system[np.ix_(index, index)], rhs[index])
-        except np.linalg.LinAlgError:
+        # each shared parameter is damped relative to its own curvature: a floor from the
+        # largest (beta's, ~1e8 times the focal length's in pixels) would freeze the focal
+        # length, which the images determine only weakly (it trades against depth)
+        shared_damping = (damping + DIAGONAL_FLOOR) * np.diag(v_sum) + 1e-12
+        step, trial_x = _shared_step(ctx, u, g_frame, w, reduced, reduced_g, v_sum, g_sum,
+                                     shared_damping, index, x, damping)
+        if step is None:
             damping *= 10.0
             continue
-        trial_x = np.empty_like(x)
-        okernel.frame_steps(u, g_frame, w, step, x, ctx.lower, ctx.upper, damping, trial_x)
+        delta = trial_x - x
+        predicted = -(2.0 * (np.einsum("fp,fp->", delta, g_frame) + step @ g_sum)
+                      + np.einsum("fp,fpq,fq->", delta, u, delta)
+                      + 2.0 * np.einsum("fp,fps,s->", delta, w, step) + step @ v_sum @ step)
+        if predicted <= tolerance * energy:
+            return result(iteration, True, "converged: predicted energy decrease below "
+                                           "tolerance")
         trial_beta, trial_cameras = _apply_shared(beta, cameras, step, num_beta)
         trial = total(trial_beta, trial_cameras, trial_x)
         if np.isfinite(trial) and trial < energy:

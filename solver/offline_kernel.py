@@ -7,11 +7,14 @@ the per-landmark Jacobian rows, the J^T J accumulation, the prior terms and the 
 - `schur_blocks`: per frame f, besides the frame block U_f = J_f^T J_f and g_f = J_f^T r
   (from `evaluate_views`), the coupling to the shared parameters s = [beta (B), then per
   camera: rotation increment (3), translation (3), focal (1)]: W_f = J_f^T J_s (P, S),
-  V_f = J_s^T J_s (S, S) and g_s = J_s^T r (S,). The E_intersect derivative with respect to
-  beta is left out of W and V (Gauss-Newton approximation; the energy itself is exact).
+  V_f = J_s^T J_s (S, S) and g_s = J_s^T r (S,), E_intersect's beta rows included
+  (`_intersect_identity`).
 - `schur_reduce`: eliminates each frame's block (A_f = U_f + damping): the reduced
   V_f - W_f^T A_f^-1 W_f and g_s - W_f^T A_f^-1 g_f; `frame_steps` then takes each frame's
-  bounded step given the shared step (lm.bounded_step).
+  step given the shared step. Bounds as in lm.bounded_step, in block form: expression weights
+  on a bound with the gradient pointing out are held, a step that leaves the box pins the
+  variable on the bound and the caller solves again (`offline.fit_shared`), so the shared
+  step always accounts for the frames' clipped variables.
 - `frame_energies`: per-term energies and projections of every frame (no Jacobian).
 - `smoothing_sweep`: one half (even or odd frames) of a red-black block Gauss-Seidel sweep
   over frames with E_temporal: each frame's (psi, theta) is refitted by the LM of the
@@ -24,8 +27,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .lm import (DIAGONAL_FLOOR, FAST_MATH, bounded_step, cholesky_factor,
-                 cholesky_substitute)
+from .lm import DIAGONAL_FLOOR, FAST_MATH, cholesky_factor, cholesky_substitute
 from .realtime_kernel import (ENERGIES, NORMAL_EQUATIONS, _landmark_point, evaluate_views,
                               forward_kinematics, landmark_rows, point_projection,
                               project_point, solve)
@@ -56,15 +58,57 @@ def _identity_offsets(g_rot, joint_identity, parents, out):
                     out[b, k, i] -= g_rot[k, i, j] * joint_identity[b, k, j]
 
 
+@njit(cache=True, fastmath=FAST_MATH)
+def _intersect_identity(psi, intersect_weight, check_rest, check_basis, check_scale,
+                        check_identity, w, v, g_shared):
+    """E_intersect's beta rows of one frame: r_i = sqrt(weight) scale_i (1 - |q_i|) for the
+    checked vertices inside their shape, q_i = check_rest_i + sum_e psi_e check_basis_ie
+    (+ beta through check_identity), added to w (P, S) (expression columns), v (S, S) (upper
+    triangle) and g_shared (S,) over the beta block (the expression block is the real-time
+    kernel's)."""
+    num_expr = psi.shape[0]
+    num_beta = check_identity.shape[1]
+    root_w = np.sqrt(intersect_weight)
+    d_psi, d_beta = np.zeros(num_expr), np.zeros(num_beta)
+    for i in range(check_rest.shape[0]):
+        q0, q1, q2 = check_rest[i, 0], check_rest[i, 1], check_rest[i, 2]
+        for e in range(num_expr):
+            if psi[e] != 0.0:
+                q0 += psi[e] * check_basis[i, e, 0]
+                q1 += psi[e] * check_basis[i, e, 1]
+                q2 += psi[e] * check_basis[i, e, 2]
+        norm = np.sqrt(q0 * q0 + q1 * q1 + q2 * q2)
+        if norm >= 1.0:
+            continue
+        s = root_w * check_scale[i]
+        r = s * (1.0 - norm)
+        c = -s / max(norm, 1e-12)
+        for e in range(num_expr):
+            d_psi[e] = c * (q0 * check_basis[i, e, 0] + q1 * check_basis[i, e, 1]
+                            + q2 * check_basis[i, e, 2])
+        for b in range(num_beta):
+            d_beta[b] = c * (q0 * check_identity[i, b, 0] + q1 * check_identity[i, b, 1]
+                             + q2 * check_identity[i, b, 2])
+        for a in range(num_beta):
+            g_shared[a] += d_beta[a] * r
+            for b in range(a, num_beta):
+                v[a, b] += d_beta[a] * d_beta[b]
+        for e in range(num_expr):
+            if d_psi[e] != 0.0:
+                for b in range(num_beta):
+                    w[e, b] += d_psi[e] * d_beta[b]
+
+
 @njit(cache=True, parallel=True, fastmath=FAST_MATH)
 def schur_blocks(x, num_expr, joint_pos, parents, bary_sum, lk_ptr, lk_joint, lk_weight, lk_rest,
                  ex_ptr, ex_index, ex_vec, ex_col, col_ptr, col_index, theta_col, lk_identity,
-                 joint_identity, cameras, mu, lmk_scale2, expression_weight, joint_weight,
-                 intersect_weight, check_rest, check_basis, check_scale, u, g_frame, w, v,
-                 g_shared, energies):
+                 joint_identity, check_identity, cameras, mu, lmk_scale2, expression_weight,
+                 joint_weight, intersect_weight, check_rest, check_basis, check_scale, u, g_frame,
+                 w, v, g_shared, energies):
     """Normal-equation blocks of F frames (see module docstring), no E_temporal.
 
     x (F, P); lk_identity (M, B, 3) d lk_rest / d beta; joint_identity (B, K, 3);
+    check_identity (n, B, 3) d check_rest / d beta (E_intersect's checked vertices);
     cameras (C, 15); mu (F, C, L, 2); lmk_scale2 (F, C, L). Outputs: u (F, P, P),
     g_frame (F, P), w (F, P, S), v (F, S, S) (upper triangle), g_shared (F, S),
     energies (F, 6).
@@ -181,83 +225,140 @@ def schur_blocks(x, num_expr, joint_pos, parents, bary_sum, lk_ptr, lk_joint, lk
                         row[i] += ja0 * cs0[i] + ja1 * cs1[i]
                     jrow0[ga] = 0.0
                     jrow1[ga] = 0.0
+        if intersect_weight > 0.0:
+            _intersect_identity(psi, intersect_weight, check_rest, check_basis, check_scale,
+                                check_identity, w[t], v[t], g_shared[t])
 
 
-@njit(cache=True, parallel=True)
-def schur_reduce(u, g_frame, w, x, lower, upper, damping, reduced, reduced_g):
-    """Eliminate each frame block. A_f = U_f + damping * diag (as lm.bounded_step), with the
-    expression weights on a bound whose gradient points out of the box held (row and column
-    dropped). With Y_f = A_f^-1 W_f and y_f = A_f^-1 g_f, outputs reduced W_f^T Y_f
-    (F, S, S) and W_f^T y_f (F, S). Returns ok (F,) (A_f positive definite)."""
+@njit(cache=True)
+def _free_factor(u, held, damping):
+    """The free variables of one frame block (those not held) and the lower Cholesky factor of
+    their damped block A = U_FF + damping * max(diag, floor) + floor (as lm.bounded_step).
+    Returns (free (n,), low (n, n), ok)."""
+    size = u.shape[0]
+    floor = 0.0
+    for i in range(size):
+        floor = max(floor, u[i, i])
+    floor = max(floor * DIAGONAL_FLOOR, 1e-12)
+    count = 0
+    free = np.empty(size, dtype=np.int64)
+    for i in range(size):
+        if not held[i]:
+            free[count] = i
+            count += 1
+    free = free[:count]
+    a = np.empty((count, count))
+    for p in range(count):
+        for q in range(count):
+            a[p, q] = u[free[p], free[q]]
+        a[p, p] += damping * max(a[p, p], floor) + floor
+    low, ok = cholesky_factor(a)
+    return free, low, ok
+
+
+@njit(cache=True)
+def _free_rhs(u, g, w, held, fixed, shared_step, free):
+    """g_F + U_FH fixed_H + W_F shared_step (n,): the gradient of the free variables with the
+    held ones moved by fixed and the shared parameters by shared_step (zeros: none)."""
+    size = u.shape[0]
+    rhs = np.empty(free.shape[0])
+    for p in range(free.shape[0]):
+        i = free[p]
+        total = g[i]
+        for j in range(size):
+            if held[j] and fixed[j] != 0.0:
+                total += u[i, j] * fixed[j]
+        for s in range(shared_step.shape[0]):
+            total += w[i, s] * shared_step[s]
+        rhs[p] = total
+    return rhs
+
+
+@njit(cache=True, parallel=True, fastmath=FAST_MATH)
+def schur_reduce(u, g_frame, w, held, fixed, damping, reduced, reduced_g):
+    """Eliminate each frame block, the block form of lm.bounded_step: held (F, P) variables
+    are moved by fixed (F, P) (0: stay on their bound), the free ones F solve with
+    A_f = U_FF + damping (`_free_factor`). With Z = L^-1 W_F (A_f = L L^T) and
+    z = L^-1 (g_F + U_FH fixed_H), outputs reduced Z^T Z = W_F^T A_f^-1 W_F (F, S, S) and
+    reduced_g Z^T z - W_H^T fixed_H (F, S), so the shared step solves
+    (V - sum reduced) s = -(g_s - sum reduced_g). Returns ok (F,) (A_f positive definite)."""
     frames, size = g_frame.shape
     shared = w.shape[2]
     ok = np.ones(frames, dtype=np.bool_)
     for t in prange(frames):
-        y_mat = np.zeros((size, shared))
-        a = u[t].copy()
-        floor = 0.0
-        for i in range(size):
-            floor = max(floor, a[i, i])
-        floor = max(floor * DIAGONAL_FLOOR, 1e-12)
-        held = np.zeros(size, dtype=np.bool_)
-        for i in range(size):
-            held[i] = ((x[t, i] <= lower[i] and g_frame[t, i] > 0.0)
-                       or (x[t, i] >= upper[i] and g_frame[t, i] < 0.0))
-        for i in range(size):
-            a[i, i] += damping * max(a[i, i], floor) + floor
-            if held[i]:
-                for j in range(size):
-                    a[i, j] = 0.0
-                    a[j, i] = 0.0
-                a[i, i] = 1.0
-        low, good = cholesky_factor(a)
+        reduced[t, :, :] = 0.0
+        reduced_g[t, :] = 0.0
+        free, low, good = _free_factor(u[t], held[t], damping)
         if not good:
             ok[t] = False
-            reduced[t, :, :] = 0.0
-            reduced_g[t, :] = 0.0
             continue
-        rhs = g_frame[t].copy()
+        count = free.shape[0]
+        z_vec = _free_rhs(u[t], g_frame[t], w[t], held[t], fixed[t], np.zeros(0), free)
+        z_mat = np.empty((count, shared))
+        for p in range(count):          # forward substitution, all columns at once
+            row = z_mat[p]
+            row[:] = w[t, free[p]]
+            total = z_vec[p]
+            for k in range(p):
+                lpk = low[p, k]
+                above = z_mat[k]
+                for a in range(shared):
+                    row[a] -= lpk * above[a]
+                total -= lpk * z_vec[k]
+            inverse = 1.0 / low[p, p]
+            for a in range(shared):
+                row[a] *= inverse
+            z_vec[p] = total * inverse
+        out, out_g = reduced[t], reduced_g[t]
+        for p in range(count):          # Z^T Z: upper triangle by rows of Z
+            row = z_mat[p]
+            zp = z_vec[p]
+            for a in range(shared):
+                za = row[a]
+                out_g[a] += za * zp
+                if za != 0.0:
+                    target = out[a]
+                    for b in range(a, shared):
+                        target[b] += za * row[b]
+        for a in range(shared):
+            for b in range(a):
+                out[a, b] = out[b, a]
         for i in range(size):
-            if held[i]:
-                rhs[i] = 0.0
-        y_vec = cholesky_substitute(low, rhs)
-        column = np.zeros(size)
-        for s in range(shared):
-            nonzero = False
-            for i in range(size):
-                column[i] = 0.0 if held[i] else w[t, i, s]
-                nonzero = nonzero or column[i] != 0.0
-            if nonzero:
-                y_mat[:, s] = cholesky_substitute(low, column)
-        for s in range(shared):
-            acc_g = 0.0
-            for i in range(size):
-                acc_g += w[t, i, s] * y_vec[i] * (not held[i])
-            reduced_g[t, s] = acc_g
-            for s2 in range(s, shared):
-                acc = 0.0
-                for i in range(size):
-                    if not held[i]:
-                        acc += w[t, i, s] * y_mat[i, s2]
-                reduced[t, s, s2] = acc
-                reduced[t, s2, s] = acc
+            if held[t, i] and fixed[t, i] != 0.0:
+                for a in range(shared):
+                    out_g[a] -= w[t, i, a] * fixed[t, i]
     return ok
 
 
 @njit(cache=True, parallel=True)
-def frame_steps(u, g_frame, w, shared_step, x, lower, upper, damping, out):
-    """Each frame's bounded LM step given the shared step: out[f] = the new x[f] from
-    (U_f + damping) d = -(g_f + W_f shared_step) with the active set of lm.bounded_step.
-    Returns ok (F,)."""
+def frame_steps(u, g_frame, w, shared_step, x, lower, upper, held, fixed, damping, out):
+    """Each frame's step given the shared step (one pass of the block lm.bounded_step):
+    A_f d_F = -(g_F + U_FH fixed_H + W_F shared_step), held variables moved by fixed, and
+    out[f] = x[f] + d inside the bounds. A free variable whose step leaves the box is pinned
+    there for the next pass (held set, fixed = bound - x). Returns pinned (F,), the number
+    of variables pinned, -1 where A_f is not positive definite (out = x)."""
     frames, size = x.shape
-    ok = np.ones(frames, dtype=np.bool_)
+    pinned = np.zeros(frames, dtype=np.int64)
     for t in prange(frames):
-        rhs = g_frame[t].copy()
+        free, low, good = _free_factor(u[t], held[t], damping)
+        if not good:
+            out[t] = x[t]
+            pinned[t] = -1
+            continue
+        delta = cholesky_substitute(low, -_free_rhs(u[t], g_frame[t], w[t], held[t], fixed[t],
+                                                    shared_step, free))
         for i in range(size):
-            for s in range(shared_step.shape[0]):
-                rhs[i] += w[t, i, s] * shared_step[s]
-        out[t], ok[t] = bounded_step(u[t], rhs, x[t], lower, upper, damping)
-    return ok
+            out[t, i] = x[t, i] + fixed[t, i]
+        for p in range(free.shape[0]):
+            i = free[p]
+            target = x[t, i] + delta[p]
+            if target < lower[i] or target > upper[i]:
+                bound = lower[i] if target < lower[i] else upper[i]
+                held[t, i] = True
+                fixed[t, i] = bound - x[t, i]
+                pinned[t] += 1
+            out[t, i] = min(max(target, lower[i]), upper[i])
+    return pinned
 
 
 @njit(cache=True, parallel=True)

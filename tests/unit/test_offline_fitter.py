@@ -105,7 +105,8 @@ def test_schur_blocks_equal_the_dense_reference(small_model):
     u, g_f, w, v = np.zeros((1, p, p)), np.zeros((1, p)), np.zeros((1, p, s)), np.zeros((1, s, s))
     g_s, energies = np.zeros((1, s)), np.zeros((1, 6))
     offline_kernel.schur_blocks(x, model.num_expressions, *ctx.table(b0).kernel_args(),
-                                ctx.lk_identity, ctx.joint_identity, _camera_vectors([CAMERA]),
+                                ctx.lk_identity, ctx.joint_identity, ctx.check_identity,
+                                _camera_vectors([CAMERA]),
                                 clean, scale2, *ctx.priors(b0), u, g_f, w, v, g_s, energies)
     problem = FitProblem(model, emb, CAMERA, [Observation(mu[0, 0], sigma[0, 0])], settings.fit,
                          b0, colliders, free_identity=True, free_focal=True)
