@@ -24,8 +24,8 @@ from densecap.solver.errors import SolverError
 from densecap.solver.landmark_sets import random_embedding
 from densecap.solver.model import rodrigues, shape
 from densecap.solver.offline import (IdentityContext, OfflineSettings, _axis_angle, _camera_vectors,
-                                     _energies, _view_data, fit_offline, head_transform,
-                                     move_pose, offline_energy)
+                                     _energies, _view_data, fit_offline, fit_shared,
+                                     head_transform, move_pose, offline_energy)
 from densecap.solver import offline_kernel
 from densecap.solver.problem import FitProblem, Observation, landmark_points
 from densecap.solver.realtime import RealtimeTracker
@@ -138,6 +138,64 @@ def test_schur_blocks_equal_the_dense_reference(small_model):
         step[i] = 1e-6
         numeric = (energy(step) - energy(-step)) / 2e-6 / 2.0   # E = |r|^2: dE = 2 J^T r
         assert g_s[0, b + i] == pytest.approx(numeric, rel=1e-4, abs=1e-3)
+
+
+def test_schur_blocks_intersect_identity_rows_equal_the_dense_reference(small_model):
+    """E_intersect's beta rows (no landmark weight, so V, W and g_s hold only them) against
+    the dense reference's E_intersect term, at a face whose skin enters the eyes / teeth."""
+    model = small_model
+    emb = random_embedding(model, 20, seed=3)
+    beta, psi, theta = random_face(model, 3)
+    beta = 2.0 * beta
+    settings = FitSettings(temporal=0.0, sparsity_threshold=0.0)
+    colliders = build_colliders(model)
+    ctx = IdentityContext(model, emb, settings, IdentityPrior.standard(model.num_identity),
+                          colliders)
+    x = np.r_[psi, theta][None]
+    mu = np.zeros((1, 1, len(emb), 2))
+    p, b = x.shape[1], model.num_identity
+    s = b + offline_kernel.CAMERA_PARAMS
+    u, g_f, w, v = np.zeros((1, p, p)), np.zeros((1, p)), np.zeros((1, p, s)), np.zeros((1, s, s))
+    g_s, energies = np.zeros((1, s)), np.zeros((1, 6))
+    offline_kernel.schur_blocks(x, model.num_expressions, *ctx.table(beta).kernel_args(),
+                                ctx.lk_identity, ctx.joint_identity, ctx.check_identity,
+                                _camera_vectors([CAMERA]), mu, np.zeros((1, 1, len(emb))),
+                                *ctx.priors(beta), u, g_f, w, v, g_s, energies)
+    problem = FitProblem(model, emb, CAMERA, [Observation(mu[0, 0], np.ones(len(emb)))],
+                         settings, beta, colliders, free_identity=True)
+    r, jac = problem.terms(problem.pack(beta, CAMERA.focal, x[:, :-18], x[:, -18:]))["intersect"]
+    assert np.count_nonzero(r) > 5                       # vertices inside their shapes
+    assert energies[0, 5] == pytest.approx(r @ r, rel=1e-9)
+    upper = np.triu(v[0])
+    full = upper + upper.T - np.diag(np.diag(upper))
+    scale = np.abs(jac[:, :b]).max() ** 2
+    np.testing.assert_allclose(full[:b, :b], jac[:, :b].T @ jac[:, :b], atol=1e-9 * scale)
+    np.testing.assert_allclose(w[0][:, :b], jac[:, b:].T @ jac[:, :b], atol=1e-9 * scale)
+    np.testing.assert_allclose(g_s[0, :b], jac[:, :b].T @ r, atol=1e-9 * scale)
+
+
+def test_fit_shared_keeps_a_start_that_does_not_project_and_checks_shapes(small_model, dense):
+    model = small_model
+    beta, psis, thetas = random_frames(model, 2, seed=41)
+    mu, sigma = observe_views(model, dense, beta, psis, thetas, [CAMERA], 42)
+    ctx = IdentityContext(model, dense, FitSettings(), IdentityPrior.standard(model.num_identity),
+                          build_colliders(model))
+    behind = np.array(thetas)
+    behind[:, THETA_TRANSLATION.start + 2] *= -1.0       # the head behind the camera
+    start = np.zeros(model.num_identity)
+    result = fit_shared(ctx, [CAMERA], mu, sigma, start, np.array(psis), behind, focal=True)
+    assert not result.success and result.iterations == 0 and "not finite" in result.message
+    np.testing.assert_array_equal(result.beta, start)
+    np.testing.assert_array_equal(result.theta, behind)
+    assert result.cameras[0].focal == CAMERA.focal
+    good = fit_shared(ctx, [CAMERA], mu, sigma, start, np.array(psis), np.array(thetas),
+                      iterations=5)
+    assert good.success and good.energy < good.start_energy and good.iterations >= 1
+    with pytest.raises(SolverError):
+        fit_shared(ctx, [CAMERA], mu[:1], sigma, start, np.array(psis), np.array(thetas))
+    with pytest.raises(SolverError):
+        fit_shared(ctx, [CAMERA], mu, sigma, start, np.array(psis), np.array(thetas),
+                   focal=[True, False])
 
 
 def test_identity_error_falls_as_frames_increase(small_model, dense, region):
