@@ -104,7 +104,7 @@ def run_size(model, region, size: int, frames: int, tolerance: float) -> dict:
 
 
 def keyframe_refinement_seconds(model, size: int) -> float:
-    """Wall time of the first keyframe (identity + focal refinement, dense numpy)."""
+    """Wall time of the first keyframe (identity + focal refinement, offline.fit_shared)."""
     from densecap.solver.landmark_sets import random_embedding
     from densecap.solver.realtime import RealtimeTracker
     from densecap.solver.synthetic import CAMERA, observe, random_face

@@ -1,5 +1,5 @@
-"""Bounded Levenberg-Marquardt: the damped step (numba) shared by the real-time kernel and
-the dense numpy problems, and a small driver for the dense ones.
+"""Bounded Levenberg-Marquardt: the damped step (numba) of the real-time kernel, whose active
+set the offline kernel's Schur-complement step follows in block form.
 
 Step: solve (J^T J + lambda diag(J^T J)) delta = -J^T r by Cholesky over the free
 variables; a variable sitting on a bound whose gradient points out of the box is held
@@ -7,8 +7,6 @@ variables; a variable sitting on a bound whose gradient points out of the box is
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 from numba import njit
@@ -147,44 +145,3 @@ def predicted_decrease(jtj, jtr, x, new):
         for j in range(size):
             quadratic += di * jtj[i, j] * (new[j] - x[j])
     return -(2.0 * linear + quadratic)
-
-
-@dataclass(frozen=True)
-class SolveResult:
-    """x : (P,) solution; cost : final sum of squared residuals; iterations : LM trials."""
-
-    x: np.ndarray
-    cost: float
-    iterations: int
-    converged: bool
-    message: str
-
-
-def solve_bounded(residuals_and_jacobian, x0: np.ndarray, lower: np.ndarray,
-                  upper: np.ndarray, max_iterations: int, tolerance: float) -> SolveResult:
-    """Minimise ||r(x)||^2 with lower <= x <= upper by projected LM (dense J, numpy).
-
-    residuals_and_jacobian : x (P,) -> (r (M,), J (M, P)).
-    """
-    x = np.clip(np.asarray(x0, dtype=np.float64), lower, upper)
-    r, jac = residuals_and_jacobian(x)
-    cost = float(r @ r)
-    damping = INITIAL_DAMPING
-    for iteration in range(1, max_iterations + 1):
-        jtj, jtr = jac.T @ jac, jac.T @ r
-        new, ok = bounded_step(jtj, jtr, x, lower, upper, damping)
-        if ok and predicted_decrease(jtj, jtr, x, new) <= tolerance * cost:
-            return SolveResult(x, cost, iteration, True, "predicted decrease below tolerance")
-        new_r, new_jac = residuals_and_jacobian(new) if ok else (r, jac)
-        new_cost = float(new_r @ new_r) if ok else np.inf
-        if np.isfinite(new_cost) and new_cost < cost:
-            decrease = (cost - new_cost) / max(cost, 1e-300)
-            x, r, jac, cost = new, new_r, new_jac, new_cost
-            damping = max(damping * 0.1, 1e-12)
-            if decrease < tolerance:
-                return SolveResult(x, cost, iteration, True, "relative decrease below tolerance")
-        else:
-            damping *= 10.0
-            if damping > MAX_DAMPING:
-                return SolveResult(x, cost, iteration, True, "no step decreases the energy")
-    return SolveResult(x, cost, max_iterations, False, "maximum number of iterations reached")

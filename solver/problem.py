@@ -2,8 +2,9 @@
 
 `FitProblem` stacks the residuals of all energy terms for F frames seen by one camera,
 identity (and optionally the focal length) shared, expression and pose per frame. It is the
-reference the fast real-time kernel is tested against, the problem the keyframe identity /
-focal refinement solves (`lm.solve_bounded`), and the building block of the offline fitter.
+reference (tests only) the numba kernels are checked against: the real-time fitter and the
+Schur-complement blocks of `offline.fit_shared` (the offline fitter and the keyframe
+identity / focal refinement).
 
 Parameter vector x: [beta (B) if identity is free] [focal (1) if focal is free]
 then per frame [psi (E), theta (18)].

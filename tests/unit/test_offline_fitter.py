@@ -87,6 +87,19 @@ def random_frames(model, count, seed):
     return beta, [d[1] for d in draws], [d[2] for d in draws]
 
 
+def one_frame_blocks(ctx, beta, x, mu, scale2):
+    """offline_kernel.schur_blocks of one frame x (1, P), one camera (CAMERA): u, g_f, w, v,
+    g_s, energies."""
+    p, s = x.shape[1], ctx.model.num_identity + offline_kernel.CAMERA_PARAMS
+    u, g_f, w, v = np.zeros((1, p, p)), np.zeros((1, p)), np.zeros((1, p, s)), np.zeros((1, s, s))
+    g_s, energies = np.zeros((1, s)), np.zeros((1, 6))
+    offline_kernel.schur_blocks(x, ctx.model.num_expressions, *ctx.table(beta).kernel_args(),
+                                ctx.lk_identity, ctx.joint_identity, ctx.check_identity,
+                                _camera_vectors([CAMERA]), mu, scale2, *ctx.priors(beta), u, g_f,
+                                w, v, g_s, energies)
+    return u, g_f, w, v, g_s, energies
+
+
 def test_schur_blocks_equal_the_dense_reference(small_model):
     model = small_model
     emb = random_embedding(model, 40, seed=3)
@@ -101,13 +114,7 @@ def test_schur_blocks_equal_the_dense_reference(small_model):
     x = np.r_[np.clip(psi + 0.1, 0, 1), theta + 0.01][None]
     clean, scale2, _ = _view_data(mu, sigma, [CAMERA], 1.0)
     p, b = x.shape[1], model.num_identity
-    s = b + offline_kernel.CAMERA_PARAMS
-    u, g_f, w, v = np.zeros((1, p, p)), np.zeros((1, p)), np.zeros((1, p, s)), np.zeros((1, s, s))
-    g_s, energies = np.zeros((1, s)), np.zeros((1, 6))
-    offline_kernel.schur_blocks(x, model.num_expressions, *ctx.table(b0).kernel_args(),
-                                ctx.lk_identity, ctx.joint_identity, ctx.check_identity,
-                                _camera_vectors([CAMERA]),
-                                clean, scale2, *ctx.priors(b0), u, g_f, w, v, g_s, energies)
+    u, g_f, w, v, g_s, energies = one_frame_blocks(ctx, b0, x, clean, scale2)
     problem = FitProblem(model, emb, CAMERA, [Observation(mu[0, 0], sigma[0, 0])], settings.fit,
                          b0, colliders, free_identity=True, free_focal=True)
     r, jac = problem.residuals_and_jacobian(problem.pack(b0, CAMERA.focal, x[:, :-18],
@@ -153,14 +160,8 @@ def test_schur_blocks_intersect_identity_rows_equal_the_dense_reference(small_mo
                           colliders)
     x = np.r_[psi, theta][None]
     mu = np.zeros((1, 1, len(emb), 2))
-    p, b = x.shape[1], model.num_identity
-    s = b + offline_kernel.CAMERA_PARAMS
-    u, g_f, w, v = np.zeros((1, p, p)), np.zeros((1, p)), np.zeros((1, p, s)), np.zeros((1, s, s))
-    g_s, energies = np.zeros((1, s)), np.zeros((1, 6))
-    offline_kernel.schur_blocks(x, model.num_expressions, *ctx.table(beta).kernel_args(),
-                                ctx.lk_identity, ctx.joint_identity, ctx.check_identity,
-                                _camera_vectors([CAMERA]), mu, np.zeros((1, 1, len(emb))),
-                                *ctx.priors(beta), u, g_f, w, v, g_s, energies)
+    b = model.num_identity
+    _, _, w, v, g_s, energies = one_frame_blocks(ctx, beta, x, mu, np.zeros((1, 1, len(emb))))
     problem = FitProblem(model, emb, CAMERA, [Observation(mu[0, 0], np.ones(len(emb)))],
                          settings, beta, colliders, free_identity=True)
     r, jac = problem.terms(problem.pack(beta, CAMERA.focal, x[:, :-18], x[:, -18:]))["intersect"]
