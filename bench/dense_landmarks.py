@@ -17,11 +17,16 @@ included. Per run:
 - latency: onnxruntime, one thread, batch 1, median over --repeat runs, float32 and
   float16-weight exports (written next to the checkpoint);
 - a reference: the NME of always predicting the training set's mean label positions;
-- with --devset DIR (devset format: images/ + landmarks68.json): the 68-point NME of the
-  network's first 68 landmarks on real images, each cropped by an oracle ROI
-  (`align_face` on the labelled eye and mouth centres, as training places crops), so it
-  measures the synthetic-to-real gap of the network alone, not a tracker (no detector,
-  no fit); not comparable to bench/landmarks_devset.py's detector-driven numbers.
+- with --devset / --eval-dir DIR (devset format: images/ + landmarks68.json), on real images:
+  - the tracker: each image tracked as a one-frame clip by the front end a user runs
+    (`tracking.dense_tracker.DenseFitTracker` on the run's float32 ONNX export: detector,
+    crop, network, its sigma, real-time fit with identity and focal refined), side by side
+    with the MediaPipe front end (`LandmarkFitTracker`) in the same run, both scored by
+    bench.landmarks_devset's code: the 68-point NME of the raw landmarks (ours: the first
+    68; MediaPipe's: mapped to 68) and of the fitted model's iBUG-68 reprojected;
+  - the network alone: its first 68 landmarks on crops placed by an oracle ROI
+    (`crop_transform` on the labelled eye and mouth centres, as training places crops),
+    the synthetic-to-real gap without detector or fit.
 
 Several runs side by side make the GNLL-vs-L2 ablation (paper, Fig. 8).
 """
@@ -32,6 +37,7 @@ import argparse
 import json
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from densecap.bench.machine import cpu_name, single_thread_env
@@ -42,12 +48,14 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from densecap.landmarks.roi import align_face, crop  # noqa: E402
+from densecap.bench.landmarks_devset import load_labels, score, track_images  # noqa: E402
+from densecap.landmarks.dense_network import (NUM_IBUG, DenseLandmarks,  # noqa: E402
+                                              crop_transform, decode)
+from densecap.landmarks.onnx_models import load_session  # noqa: E402
+from densecap.landmarks.roi import crop  # noqa: E402
 from densecap.solver import load_face_model  # noqa: E402
-from densecap.training.export import export_onnx, onnx_session  # noqa: E402
-from densecap.training.network import decode  # noqa: E402
-from densecap.training.synthetic import (CROP_LAYOUT, LEFT_EYE_IDS, MOUTH_IDS,  # noqa: E402
-                                         RIGHT_EYE_IDS, SyntheticConfig, SyntheticRenderer,
+from densecap.training.export import export_onnx  # noqa: E402
+from densecap.training.synthetic import (SyntheticConfig, SyntheticRenderer,  # noqa: E402
                                          load_footage_frames)
 from densecap.training.train import (HELD_OUT_OFFSET, load_network, load_shards,  # noqa: E402
                                      predict)
@@ -93,7 +101,7 @@ def calibration(mu, sigma, labels, mask=None) -> dict:
 
 
 def latency_ms(path: Path, size: int, repeat: int) -> float:
-    session = onnx_session(path, threads=1)
+    session = load_session(path, threads=1)
     x = np.random.default_rng(0).uniform(0, 255, (1, 3, size, size)).astype(np.float32)
     for _ in range(10):
         session.run(None, {"image": x})
@@ -105,28 +113,60 @@ def latency_ms(path: Path, size: int, repeat: int) -> float:
     return round(1000 * float(np.median(times)), 3)
 
 
-def load_devset(folder: Path, limit: int | None) -> tuple[list[np.ndarray], np.ndarray]:
-    """BGR images and their 68-point labels (n, 68, 2), pixel-corner origin."""
-    labels = json.loads((folder / "landmarks68.json").read_text())["images"]
-    names = sorted(labels)[:limit]
-    images = [cv2.imread(str(folder / "images" / name), cv2.IMREAD_COLOR) for name in names]
-    return images, np.array([labels[name]["landmarks"] for name in names], dtype=np.float64)
+@dataclass(frozen=True)
+class Devset:
+    """Real images with 68-point labels: folder, sorted names, labels {name: (68, 2)},
+    BGR images in the names' order."""
+
+    folder: Path
+    names: list
+    labels: dict
+    images: list
 
 
-def devset_nme(network, size: int, images: list, labels: np.ndarray) -> dict:
-    """68-point NME (outer-eye-corner distance) with oracle crops (see the docstring)."""
-    crops, rois = [], []
-    for image, points in zip(images, labels):
-        roi = align_face(points[list(RIGHT_EYE_IDS)].mean(0), points[list(LEFT_EYE_IDS)].mean(0),
-                         size, points[list(MOUTH_IDS)].mean(0), CROP_LAYOUT)
-        crops.append(crop(image, roi))
-        rois.append(roi)
-    mu, _ = decode(predict(network, np.stack(crops))[:, :68], size)
+def load_devset(folder: Path, limit: int | None) -> Devset:
+    labels = load_labels(folder, limit)
+    names = sorted(labels)
+    return Devset(folder, names, labels,
+                  [cv2.imread(str(folder / "images" / name), cv2.IMREAD_COLOR) for name in names])
+
+
+def oracle_roi_nme(network, size: int, devset: Devset) -> dict:
+    """68-point NME of the network alone on oracle crops (see the docstring)."""
+    labels = np.stack([devset.labels[name] for name in devset.names])
+    rois = [crop_transform(points, size) for points in labels]
+    crops = np.stack([crop(image, roi) for image, roi in zip(devset.images, rois)])
+    mu, _ = decode(predict(network, crops)[:, :NUM_IBUG], size)
     mu = np.stack([roi.to_image(m) for roi, m in zip(rois, mu)])
-    return {"images": len(images), "nme_ibug68_oracle_roi": nme(mu, labels)}
+    return nme(mu, labels)
 
 
-def evaluate_run(run: Path, images, labels, visible, repeat: int, devset=None) -> dict:
+def tracked_nme(devset: Devset, onnx_path: Path | None) -> dict:
+    """Raw and fitted 68-point NME of a front end tracking each image as a one-frame clip:
+    the dense network in `onnx_path`, or MediaPipe (None). Summaries in percent, as
+    bench.landmarks_devset (an image without a face counts as a failure)."""
+    from densecap.tracking.dense_tracker import DenseFitTracker
+    from densecap.tracking.landmark_tracker import Networks
+    if onnx_path is None:
+        raw, fitted, seconds = track_images(devset.folder, devset.names)
+    else:
+        network, detectors = DenseLandmarks(onnx_path), Networks(face_mesh=False)
+        raw, fitted, seconds = track_images(
+            devset.folder, devset.names,
+            lambda model, width, height: DenseFitTracker(model, width, height, network,
+                                                         networks=detectors),
+            np.arange(NUM_IBUG))
+    result = {"faces_found": len(fitted), "seconds_per_image_median":
+              round(float(np.median(seconds)), 3)}
+    for method, predictions in (("raw", raw), ("fitted", fitted)):
+        scored = score(predictions, devset.labels, method)
+        result[method] = {"nme_inter_ocular": scored["nme_inter_ocular"],
+                          "nme_bbox": scored["nme_bbox"]}
+    return result
+
+
+def evaluate_run(run: Path, images, labels, visible, repeat: int,
+                 devset: Devset | None = None) -> dict:
     config, network, step = load_network(run)
     mu, sigma = decode(predict(network, images), config.size)
     result = {
@@ -145,8 +185,6 @@ def evaluate_run(run: Path, images, labels, visible, repeat: int, devset=None) -
         result["calibration_visible"] = calibration(mu, sigma, labels, visible)
         result["median_sigma_px_visible"] = round(float(np.median(sigma[visible])), 3)
         result["median_sigma_px_occluded"] = round(float(np.median(sigma[~visible])), 3)
-    if devset is not None:
-        result["devset"] = devset_nme(network, config.size, *devset)
     shards = sorted((run / "data").glob("shard_*.npz"))
     if shards:
         _, train_labels, _ = load_shards(shards)
@@ -159,6 +197,10 @@ def evaluate_run(run: Path, images, labels, visible, repeat: int, devset=None) -
         key = "fp16_weights" if fp16 else "fp32"
         result[f"latency_ms_{key}"] = latency_ms(path, config.size, repeat)
         result[f"onnx_bytes_{key}"] = path.stat().st_size
+    if devset is not None:
+        result["devset"] = {"tracked": tracked_nme(devset, run / "model.onnx"),
+                            "network_alone_oracle_roi_ibug68":
+                                oracle_roi_nme(network, config.size, devset)}
     return result
 
 
@@ -167,7 +209,8 @@ def main(argv=None) -> int:
     parser.add_argument("--run", type=Path, action="append", required=True)
     parser.add_argument("--held-out", type=int, default=500)
     parser.add_argument("--repeat", type=int, default=200)
-    parser.add_argument("--devset", type=Path, default=None, help="e.g. ../shared/devset")
+    parser.add_argument("--devset", "--eval-dir", dest="devset", type=Path, default=None,
+                        help="e.g. ../shared/devset (any folder in its format)")
     parser.add_argument("--devset-limit", type=int, default=None)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -178,6 +221,16 @@ def main(argv=None) -> int:
     labels = labels.astype(np.float64)
     devset = load_devset(args.devset, args.devset_limit) if args.devset else None
     runs = [evaluate_run(run, images, labels, visible, args.repeat, devset) for run in args.run]
+    side_by_side = None
+    if devset is not None:
+        mediapipe = tracked_nme(devset, None)
+        side_by_side = {
+            "eval_dir": str(devset.folder), "images": len(devset.names),
+            "mediapipe478": mediapipe,
+            "fitted_nme_inter_ocular": {
+                "mediapipe478": mediapipe["fitted"]["nme_inter_ocular"],
+                **{run["run"]: run["devset"]["tracked"]["fitted"]["nme_inter_ocular"]
+                   for run in runs}}}
     print(json.dumps({
         "cpu": cpu_name(),
         "threads": 1,
@@ -186,6 +239,7 @@ def main(argv=None) -> int:
         "held_out_visible_fraction": round(float(visible.mean()), 4),
         "gaussian_within_1_2_sigma": [round(v, 4) for v in GAUSSIAN_WITHIN.values()],
         "runs": runs,
+        "devset_side_by_side": side_by_side,
         "load_average_1min": round(os.getloadavg()[0], 2),
     }, indent=2))
     return 0

@@ -59,15 +59,23 @@ def load_labels(eval_dir: Path, limit: int | None) -> dict[str, np.ndarray]:
             for name in sorted(labels)[:limit]}
 
 
-def track_images(eval_dir: Path, names: list[str]) -> tuple[dict, dict, list[float]]:
+def track_images(eval_dir: Path, names: list[str], make_tracker=None, to_ibug=None
+                 ) -> tuple[dict, dict, list[float]]:
     """Our raw (68, 2) and fitted (68, 2) predictions per image (absent where no face was
-    found) and the seconds per image (detector + landmarks + fit with refinement)."""
+    found) and the seconds per image (detector + landmarks + fit with refinement).
+
+    make_tracker : ``(model, width, height) -> tracker`` and to_ibug : (68,) indices of the
+    iBUG points in its raw landmarks; default: the MediaPipe front end (`FRONT_END`)."""
     from densecap.solver import load_face_model
     from densecap.solver.problem import landmark_points
     from densecap.tracking.landmark_tracker import LandmarkFitTracker, Networks
     model = load_face_model()
-    networks = Networks(threads=1)
-    to_ibug = ibug_from_network(model)
+    if make_tracker is None:
+        networks = Networks(threads=1)
+        to_ibug = ibug_from_network(model)
+
+        def make_tracker(model, width, height):
+            return LandmarkFitTracker(model, width, height, networks=networks)
     ibug = model.landmark_embedding("ibug68")
     raw, fitted, seconds = {}, {}, []
     for name in names:
@@ -76,7 +84,7 @@ def track_images(eval_dir: Path, names: list[str]) -> tuple[dict, dict, list[flo
             raise SystemExit(f"cannot read {eval_dir / 'images' / name}")
         height, width = image.shape[:2]
         start = time.perf_counter()
-        tracker = LandmarkFitTracker(model, width, height, networks=networks)
+        tracker = make_tracker(model, width, height)
         result = tracker.track(0, image)
         seconds.append(time.perf_counter() - start)
         if not result.found:

@@ -16,10 +16,16 @@ ADDON_PACKAGE = __package__.rpartition(".")[0]
 MODE_ITEMS = (('REALTIME', "Real-time", "Per-frame fit, fast (the real-time fitter)"),
               ('OFFLINE', "Offline", "All frames at once with a shared identity and a temporal "
                                      "term (slower, steadier)"))
-#: Landmark models the trackers accept (`tracking.landmark_tracker.LANDMARK_SET`; named here,
-#: not imported, so registering the add-on loads no network or numba code).
+#: Landmark models the trackers accept (`tracking.cli.LANDMARK_MODELS`, default first; named
+#: here, not imported, so registering the add-on loads no network or numba code).
 LANDMARK_MODEL_ITEMS = (("mediapipe478", "MediaPipe 478",
-                         "MediaPipe face mesh + iris (478 landmarks) tied to the face model"),)
+                         "MediaPipe face mesh + iris (478 landmarks) tied to the face model"),
+                        ("dense320", "DenseCap 320",
+                         "Our dense network, 320 landmarks with their own uncertainty (needs "
+                         "assets/models/dense320.onnx, made by training/export.py)"),
+                        ("dense703", "DenseCap 703",
+                         "Our dense network, 703 landmarks with their own uncertainty (needs "
+                         "assets/models/dense703.onnx, made by training/export.py)"))
 
 
 class DenseCapPreferences(bpy.types.AddonPreferences):

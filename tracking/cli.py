@@ -5,7 +5,8 @@ prints one ``densecap: error: ...`` line and exits with status 2, no traceback. 
 the run and keeps (writes) the frames tracked so far, exit status 130.
 
 The per-frame work is plugged in through `main(tracker_factory=...)`: a callable
-``factory(footage, mode, face_index) -> FrameTracker``. Writing a .blend goes through
+``factory(footage, mode, face_index) -> FrameTracker`` (called with
+``landmark_model=...`` too when ``--landmarks`` is given). Writing a .blend goes through
 ``blend_writer(performance, path)``, which needs bpy and the rig (the Blender layer).
 """
 
@@ -20,6 +21,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from ..landmarks.errors import LandmarkError
 from ..landmarks.footage import Footage, open_footage
 from .errors import USER_ERRORS, TrackingError
 from .performance import MODES, Performance
@@ -32,21 +34,39 @@ BlendWriter = Callable[[Performance, Path], None]
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
+#: The landmark front ends a run can choose (`--landmarks`, the Blender preference):
+#: MediaPipe's face mesh + iris (converted at build time), or our own dense networks
+#: (`landmarks/dense_network.py`; their ONNX files are build outputs of training/).
+LANDMARK_MODELS = ("mediapipe478", "dense320", "dense703")
+#: The default: the one that measures better on the dev set (bench/dense_landmarks.py).
+DEFAULT_LANDMARK_MODEL = "mediapipe478"
+
 
 def make_tracker(footage: Footage, mode: str, face_index: int | None, *, threads: int = 1,
-                 landmark_model: str = "mediapipe478") -> FrameTracker:
+                 landmark_model: str = DEFAULT_LANDMARK_MODEL) -> FrameTracker:
     """The landmark network + real-time fitter (offline mode refines its frames afterwards,
     see pipeline.track_footage); `threads` onnxruntime intra-op threads, `landmark_model`
-    the landmark set (the Blender add-on's preferences set both)."""
+    one of LANDMARK_MODELS (the Blender add-on's preferences set both). A dense model whose
+    ONNX file is missing or unusable: TrackingError saying the command that makes it."""
     if mode not in MODES:
         raise TrackingError(f"unknown mode {mode!r} (use one of {', '.join(MODES)})")
+    if landmark_model not in LANDMARK_MODELS:
+        raise TrackingError(f"unknown landmark model {landmark_model!r} (use one of "
+                            f"{', '.join(LANDMARK_MODELS)})")
     from ..solver.face_model import load_face_model
     from .landmark_tracker import LANDMARK_SET, LandmarkFitTracker, Networks
-    if landmark_model != LANDMARK_SET:
-        raise TrackingError(f"landmark model {landmark_model!r} is not available (this build "
-                            f"has {LANDMARK_SET!r})")
-    return LandmarkFitTracker(load_face_model(), footage.width, footage.height,
-                              face_index=face_index, networks=Networks(threads=threads))
+    if landmark_model == LANDMARK_SET:
+        return LandmarkFitTracker(load_face_model(), footage.width, footage.height,
+                                  face_index=face_index, networks=Networks(threads=threads))
+    from ..landmarks.dense_network import DenseLandmarks, model_path
+    from .dense_tracker import DenseFitTracker
+    try:
+        network = DenseLandmarks(model_path(landmark_model), threads, landmark_model)
+    except LandmarkError as exc:
+        raise TrackingError(f"landmark model {landmark_model!r}: {exc}") from None
+    return DenseFitTracker(load_face_model(), footage.width, footage.height, network,
+                           face_index=face_index,
+                           networks=Networks(threads=threads, face_mesh=False))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,6 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
     track.add_argument("--end", type=int, metavar="M", help="stop before frame M (default: end)")
     track.add_argument("--face", type=int, metavar="K",
                        help="track the K-th face from the left (default: the largest)")
+    track.add_argument("--landmarks", choices=LANDMARK_MODELS, metavar="MODEL",
+                       help=f"landmark network: {', '.join(LANDMARK_MODELS)} (default: "
+                            f"{DEFAULT_LANDMARK_MODEL}; the dense ones need their ONNX file "
+                            f"in assets/models/, made by training/export.py)")
     track.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -108,7 +132,8 @@ def _track(args: argparse.Namespace, tracker_factory: TrackerFactory,
     if args.blend is not None and blend_writer is None:
         blend_writer = default_blend_writer()
     with open_footage(args.video, start=args.start, end=args.end) as footage:
-        tracker = tracker_factory(footage, args.mode, args.face)
+        options = {} if args.landmarks is None else {"landmark_model": args.landmarks}
+        tracker = tracker_factory(footage, args.mode, args.face, **options)
         preview = (PreviewWriter(args.preview, footage.fps, footage.width, footage.height)
                    if args.preview else None)
         bar = None if args.quiet else TerminalProgress()

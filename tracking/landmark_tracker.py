@@ -40,10 +40,11 @@ class Networks:
     """The ONNX sessions a tracker runs: face detectors (short range, then full range for
     small faces) and the 478-landmark network. Load once, share between trackers."""
 
-    def __init__(self, threads: int = 1):
+    def __init__(self, threads: int = 1, face_mesh: bool = True):
         self.detectors = [onnx_models.FaceDetector(variant, threads=threads)
                           for variant in ("short", "full")]
-        self.landmarks = MediaPipe478(threads=threads)
+        #: None with face_mesh=False (the detectors only, for another landmark network).
+        self.landmarks = MediaPipe478(threads=threads) if face_mesh else None
 
     def detect(self, image: np.ndarray):
         for detector in self.detectors:
@@ -67,13 +68,18 @@ class LandmarkFitTracker:
     def __init__(self, model: FaceModel, width: int, height: int, *,
                  face_index: int | None = None, focal: float | None = None,
                  networks: Networks | None = None):
-        self.model = model
-        self.embedding = model.landmark_embedding(LANDMARK_SET)
-        self.expression_names = model.expression_names
         self._networks = networks or Networks()
         self._roi = RoiTracker(self._networks.detect, CROP_SIZE, RIGHT_EYE_IDS, LEFT_EYE_IDS, MOUTH_IDS,
                                face_index, CROP_LAYOUT)
         self._base_sigma = base_sigma(LANDMARK_SET)
+        self._setup_fit(model, LANDMARK_SET, width, height, focal)
+
+    def _setup_fit(self, model: FaceModel, landmark_set: str, width: int, height: int,
+                   focal: float | None) -> None:
+        """The fitter for `landmark_set`'s embedding, and the vertices posed per frame."""
+        self.model = model
+        self.embedding = model.landmark_embedding(landmark_set)
+        self.expression_names = model.expression_names
         camera = SolverCamera.monocular(focal or default_focal(width, height), width, height)
         self._fitter = RealtimeTracker(model, self.embedding, camera,
                                        refine_identity=True, refine_focal=focal is None)
@@ -131,13 +137,18 @@ class LandmarkFitTracker:
         sigma = landmark_sigma(self._base_sigma, roi.scale, presence, roi.to_crop(mu), roi.size,
                                self._facing)
         laps.lap("sigma")
+        return self._fit(mu, sigma)
+
+    def _fit(self, mu: np.ndarray, sigma: np.ndarray) -> FrameResult:
+        """Fit this frame's landmarks mu (L, 2), sigma (L,) (image pixels); the ROI follows."""
+        laps = self._laps
         fit = self._fitter.track(mu, sigma)
         laps.lap("fit")
         if not fit.success:
             self._roi.update(None, False)
             self._facing = None
             return FrameResult(mu=mu, sigma=sigma)
-        self._roi.update(mu, True)
+        self._roi.update(self._roi_points(mu, fit.pixels), True)
         usable = np.isfinite(mu).all(1) & (sigma > 0)
         error = np.linalg.norm(fit.pixels - mu, axis=1)[usable] / sigma[usable]
         camera, beta = self._fitter.camera, self.identity
@@ -151,3 +162,8 @@ class LandmarkFitTracker:
                                                                   camera), camera))
         laps.lap("pose")
         return result
+
+    @staticmethod
+    def _roi_points(mu: np.ndarray, fitted: np.ndarray) -> np.ndarray:
+        """The landmarks (L, 2) the next frame's crop is placed from: the network's."""
+        return mu

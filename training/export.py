@@ -1,11 +1,14 @@
 """Export a trained dense landmark network to ONNX and check it against torch (dev-only).
 
-    python -m densecap.training.export --run build/training/dense320 --out build/training/dense320.onnx [--fp16]
+    python -m densecap.training.export --run build/training/dense320 --out assets/models/dense320.onnx [--fp16]
 
-The ONNX model takes `image` (B, 3, S, S) float32 BGR pixels in [0, 255] and returns
-`landmarks` (B, L, 3): x, y in [-1, 1] over the crop and log sigma in the same units
-(`training.network.decode` turns them into crop pixels). Metadata: `landmark_set`,
-`input_size`, `crop_layout` (eye distance, eye line, mouth line as fractions of the crop).
+(assets/models/<set>.onnx is where the front end looks: `densecap track --landmarks
+dense320`.) The ONNX model takes `image` (B, 3, S, S) float32 BGR pixels in [0, 255] and
+returns `landmarks` (B, L, 3): x, y in [-1, 1] over the crop and log sigma in the same
+units (`landmarks.dense_network.decode` turns them into crop pixels; `DenseLandmarks` runs
+the file). Metadata: `landmark_set`, `input_size`, `crop_layout` (eye distance, eye line,
+mouth line as fractions of the crop: `landmarks.dense_network.CROP_LAYOUT`, checked when
+the front end loads the file).
 `--fp16` stores the weights as float16 (half the file) with a Cast to float32 in front of
 each, so inference stays float32. The parity check runs both on `--check` synthetic
 held-out crops and prints the largest difference as JSON.
@@ -21,12 +24,12 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import torch
 from onnx import helper, numpy_helper
 
+from ..landmarks.dense_network import layout_metadata
+from ..landmarks.onnx_models import load_session
 from .network import DenseLandmarkNet
-from .synthetic import CROP_LAYOUT
 
 #: Weights with fewer elements stay float32 under --fp16 (not worth a Cast node).
 FP16_MIN_ELEMENTS = 64
@@ -49,8 +52,7 @@ def export_onnx(network: DenseLandmarkNet, size: int, path: Path, landmark_set: 
     if fp16:
         _weights_to_fp16(proto.graph)
     metadata = {"landmark_set": landmark_set, "input_size": str(size),
-                "crop_layout": json.dumps([CROP_LAYOUT.eye_distance, CROP_LAYOUT.eye_y,
-                                           CROP_LAYOUT.mouth_y])}
+                "crop_layout": layout_metadata()}
     for key, value in metadata.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
@@ -77,21 +79,13 @@ def _weights_to_fp16(graph: onnx.GraphProto) -> None:
     graph.node.extend(casts + nodes)
 
 
-def onnx_session(path: Path, threads: int = 1) -> ort.InferenceSession:
-    """A CPU session with `threads` intra-op threads (1: single-threaded)."""
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
 def parity(network: DenseLandmarkNet, path: Path, images: np.ndarray) -> dict:
     """Largest absolute difference between torch and onnxruntime outputs on images
     (n, S, S, 3) uint8: positions (normalised units and crop px) and log sigma."""
     x = np.ascontiguousarray(images.transpose(0, 3, 1, 2)).astype(np.float32)
     with torch.no_grad():
         expected = network.eval()(torch.from_numpy(x)).numpy()
-    got = onnx_session(path).run(["landmarks"], {"image": x})[0]
+    got = load_session(path).run(["landmarks"], {"image": x})[0]
     size = images.shape[1]
     position = float(np.abs(got[..., :2] - expected[..., :2]).max())
     return {"max_abs_position": position, "max_abs_position_px": position * size / 2,

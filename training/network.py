@@ -101,17 +101,6 @@ class DenseLandmarkNet(nn.Module):
         return self.head(x).view(-1, self.num_landmarks, 3)
 
 
-def to_normalised(points: np.ndarray | torch.Tensor, size: int):
-    """Crop pixels (..., 2) -> [-1, 1] (corner origin: 0 -> -1, size -> 1)."""
-    return points * (2.0 / size) - 1.0
-
-
-def decode(output: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Network output (..., L, 3) -> mu (..., L, 2) crop pixels, sigma (..., L) crop pixels."""
-    output = np.asarray(output, dtype=np.float64)
-    return (output[..., :2] + 1.0) * (size / 2.0), np.exp(output[..., 2]) * (size / 2.0)
-
-
 def gnll_loss(output: torch.Tensor, target: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """Eq. 1 averaged over the batch and normalised by sum(lambda):
     sum_i lambda_i (log sigma_i^2 + |mu_i - mu'_i|^2 / (2 sigma_i^2)).

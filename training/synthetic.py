@@ -11,8 +11,9 @@ rendered in parallel. A sample:
 2. appearance: per-vertex albedo from `AlbedoSampler` (skin tone, lips, brows, stubble,
    blotches and freckles, eye colour); one directional light + ambient;
 3. camera: the head at a random distance and off-axis direction from a pinhole camera;
-   the crop is placed as the front end places it (`landmarks.roi.align_face` on the eye
-   centres and the mouth centre of the iBUG points, `CROP_LAYOUT`) and then jittered in
+   the crop is placed as the front end places it (`landmarks.dense_network.crop_transform`:
+   the eye centres and the mouth centre of the iBUG points at `CROP_LAYOUT`, the one
+   definition training and run time share) and then jittered in
    rotation, scale and shift (the tracker's ROI is never exact). Because a 2D similarity
    of a pinhole image is again a pinhole image (camera rolled about its axis, focal and
    principal point moved), the head is rendered straight into the `size` px crop;
@@ -34,20 +35,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..landmarks.roi import CropLayout, RoiTransform, align_face
+from ..landmarks.dense_network import LEFT_EYE_IDS, RIGHT_EYE_IDS, crop_transform
+from ..landmarks.roi import RoiTransform
 from ..solver.conventions import MODEL_TO_OPENCV, NUM_JOINTS, THETA_SIZE, theta_rotation
 from ..solver.face_model import FaceModel
 from ..solver.model import forward_kinematics, joints, landmark_vertex_ids, rodrigues
 from .render import Albedo, HeadScene, PinholeCamera, model_to_camera, render_head
 
-#: Where the dense networks see the face: more of the head than MediaPipe's crop, since
-#: the dense sets cover the ears, neck and back of the head.
-CROP_LAYOUT = CropLayout(eye_distance=0.25, eye_y=0.42, mouth_y=0.71)
-#: iBUG indices (the first 68 landmarks of every dense set) whose means are the subject's
-#: right eye, left eye and mouth centres that place a crop.
-RIGHT_EYE_IDS = tuple(range(36, 42))
-LEFT_EYE_IDS = tuple(range(42, 48))
-MOUTH_IDS = tuple(range(48, 60))
 #: A landmark counts as visible when it is at most this far (cm) behind the depth buffer
 #: and the pixel shows the same part (material, face and back of head as one): a thin
 #: part in front (lashes, the sclera's rim over the iris, teeth behind lips) hides it.
@@ -501,10 +495,8 @@ class SyntheticRenderer:
         posed = self.mesh(beta, psi, theta)
         lmk = self.landmark_points(model_to_camera(posed, translation=translation))
         image_points = NOMINAL_FOCAL * lmk[:68, :2] / lmk[:68, 2:3]
-        mouth = (image_points[list(MOUTH_IDS)].mean(0)
-                 if rng.uniform() < config.align_with_mouth_prob else None)
-        roi = align_face(image_points[list(RIGHT_EYE_IDS)].mean(0),
-                         image_points[list(LEFT_EYE_IDS)].mean(0), config.size, mouth, CROP_LAYOUT)
+        roi = crop_transform(image_points, config.size,
+                             use_mouth=rng.uniform() < config.align_with_mouth_prob)
         roi = jitter_roi(rng, roi, config)
         roll, camera = crop_camera(roi, NOMINAL_FOCAL)
         rotation, translation = roll @ MODEL_TO_OPENCV, roll @ translation

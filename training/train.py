@@ -1,6 +1,6 @@
 """Train a dense landmark network on synthetic renders (dev-only, CPU).
 
-    python -m densecap.training.train --run build/training/dense320 [--set dense320]
+    python -m densecap.training.train --run build/training/dense320 [--landmark-set dense320]
         [--images 8000] [--steps 4000] [--batch 32] [--size 128] [--width 0.5]
         [--loss gnll|l2] [--lr 2e-3] [--seed 0] [--threads 1] [--workers 1] [--max-minutes M]
 
@@ -33,7 +33,8 @@ import torch
 
 from ..solver import load_face_model
 from ..tools.build_assets import EMBEDDINGS_DIR
-from .network import LOSSES, DenseLandmarkNet, to_normalised
+from ..landmarks.dense_network import to_normalised
+from .network import LOSSES, DenseLandmarkNet
 from .synthetic import SyntheticConfig, SyntheticRenderer, load_footage_frames
 
 WARMUP_FRACTION = 0.05

@@ -9,6 +9,7 @@ import pytest
 import bpy
 from densecap.densecap_addon.preferences import (ADDON_PACKAGE, LANDMARK_MODEL_ITEMS,
                                                  tracking_preferences)
+from densecap.tracking.cli import DEFAULT_LANDMARK_MODEL, LANDMARK_MODELS
 from densecap.tracking.landmark_tracker import LANDMARK_SET
 from densecap.operators import track
 from densecap.operators.session import active_session
@@ -27,7 +28,8 @@ def test_defaults_without_the_addon_manager(registered):
     prefs = tracking_preferences(bpy.context)
     assert (prefs.threads, prefs.landmark_model, prefs.default_mode) == (
         1, LANDMARK_SET, "realtime")
-    assert [item[0] for item in LANDMARK_MODEL_ITEMS] == [LANDMARK_SET]
+    assert tuple(item[0] for item in LANDMARK_MODEL_ITEMS) == LANDMARK_MODELS
+    assert LANDMARK_MODELS[0] == DEFAULT_LANDMARK_MODEL
 
 
 def test_registering_loads_no_network_or_numba_code():

@@ -8,10 +8,10 @@ torch = pytest.importorskip("torch")
 
 from densecap.solver.problem import landmark_points  # noqa: E402
 from densecap.training.export import export_onnx, parity  # noqa: E402
-from densecap.training.network import (DenseLandmarkNet, decode, gnll_loss,  # noqa: E402
-                                       l2_loss, to_normalised)
-from densecap.training.synthetic import (CROP_LAYOUT, LEFT_EYE_IDS,  # noqa: E402
-                                         RIGHT_EYE_IDS, SyntheticConfig, SyntheticRenderer)
+from densecap.landmarks.dense_network import (CROP_LAYOUT, LEFT_EYE_IDS,  # noqa: E402
+                                              RIGHT_EYE_IDS, decode, to_normalised)
+from densecap.training.network import DenseLandmarkNet, gnll_loss, l2_loss  # noqa: E402
+from densecap.training.synthetic import SyntheticConfig, SyntheticRenderer  # noqa: E402
 from densecap.training.train import TrainConfig, batch_indices, train  # noqa: E402
 
 LANDMARK_SET = "dense320"

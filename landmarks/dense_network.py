@@ -1,0 +1,174 @@
+"""Our own dense landmark networks (paper, section 3.1) at run time, through onnxruntime.
+
+A network trained by `training/` (MobileNetV2, synthetic renders of the ICT head, GNLL
+loss) sees an upright face crop and predicts, per landmark of a dense set (`dense320`,
+`dense703`; embeddings in `data/`), a 2D Gaussian: x, y normalised from [0, S] to [-1, 1]
+over the S px crop, and log sigma in the same normalised units. This module owns what
+training and run time must agree on, and nothing of torch:
+
+- the crop geometry: `CROP_LAYOUT` (where the eye and mouth centres sit in the crop) and
+  the iBUG indices whose means are those centres (`RIGHT_EYE_IDS`, `LEFT_EYE_IDS`,
+  `MOUTH_IDS`; the first 68 landmarks of every dense set are iBUG-68). `training/synthetic.py`
+  places its renders with these, the tracker places its crops with them;
+- the output coding: `to_normalised` (labels, training) and `decode` (outputs, both);
+- `DenseLandmarks`: an ONNX file -> mu (L, 2) and sigma (L,) in image pixels for the face a
+  `roi.RoiTransform` frames. sigma is the network's own, exp(log sigma) scaled to pixels,
+  with no hand-made model on top (compare `sigma.py`, used for MediaPipe).
+
+The ONNX files are build outputs, not code: `training/export.py` writes them (metadata
+`landmark_set`, `input_size`, `crop_layout`), by default to `assets/models/<set>.onnx`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .errors import LandmarkError
+from .roi import (CropLayout, RoiTransform, crop, landmarks_to_image,
+                  transform_from_landmarks)
+
+#: The dense landmark sets a network can predict (landmarks/data/<set>_embedding.npz).
+LANDMARK_SETS = ("dense320", "dense703")
+#: Where the dense networks see the face: more of the head than MediaPipe's crop, since the
+#: dense sets cover the ears, neck and back of the head.
+CROP_LAYOUT = CropLayout(eye_distance=0.25, eye_y=0.42, mouth_y=0.71)
+#: iBUG indices (the first 68 landmarks of every dense set) whose means are the subject's
+#: right eye, left eye and mouth centres that place a crop.
+RIGHT_EYE_IDS = tuple(range(36, 42))
+LEFT_EYE_IDS = tuple(range(42, 48))
+MOUTH_IDS = tuple(range(48, 60))
+NUM_IBUG = 68
+
+
+def models_dir() -> Path:
+    """The folder the build puts networks in (`assets/models`)."""
+    return Path(__file__).resolve().parents[1] / "assets" / "models"
+
+
+def model_path(landmark_set: str) -> Path:
+    """Default ONNX file of `landmark_set`'s network: assets/models/<set>.onnx."""
+    _check_set(landmark_set)
+    return models_dir() / f"{landmark_set}.onnx"
+
+
+def make_command(landmark_set: str) -> str:
+    """The commands that train and export `landmark_set`'s network to its default path
+    (dev-only: training needs PyTorch, see training/README.md)."""
+    _check_set(landmark_set)
+    run = f"build/training/{landmark_set}"
+    return (f"python -m densecap.training.train --run {run} --landmark-set {landmark_set} && "
+            f"python -m densecap.training.export --run {run} "
+            f"--out assets/models/{landmark_set}.onnx")
+
+
+def _check_set(landmark_set: str) -> None:
+    if landmark_set not in LANDMARK_SETS:
+        raise LandmarkError(f"unknown dense landmark set {landmark_set!r} (use one of "
+                            f"{', '.join(LANDMARK_SETS)})")
+
+
+def crop_transform(points: np.ndarray, size: int, use_mouth: bool = True) -> RoiTransform:
+    """The crop a dense network sees of the face whose iBUG-68 points are `points`.
+
+    points : (L >= 68, 2) image pixels, iBUG-68 first (a dense set's landmarks, or labels);
+    size : crop side in px; use_mouth : place the mouth centre too (least squares with the
+    eyes), else the eyes exactly. Training renders its crops with this, the tracker follows
+    the face with it (`roi.RoiTracker` with the same ids and layout).
+    """
+    return transform_from_landmarks(points, RIGHT_EYE_IDS, LEFT_EYE_IDS, size,
+                                    MOUTH_IDS if use_mouth else None, CROP_LAYOUT)
+
+
+def to_normalised(points, size: int):
+    """Crop pixels (..., 2) -> [-1, 1] (corner origin: 0 -> -1, size -> 1); numpy or torch."""
+    return points * (2.0 / size) - 1.0
+
+
+def decode(output: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Network output (..., L, 3) -> mu (..., L, 2) crop pixels, sigma (..., L) crop pixels."""
+    output = np.asarray(output, dtype=np.float64)
+    return (output[..., :2] + 1.0) * (size / 2.0), np.exp(output[..., 2]) * (size / 2.0)
+
+
+def layout_metadata(layout: CropLayout = CROP_LAYOUT) -> str:
+    """The `crop_layout` metadata entry of an exported network (JSON list of 3 floats)."""
+    return json.dumps([layout.eye_distance, layout.eye_y, layout.mouth_y])
+
+
+class DenseLandmarks:
+    """A dense landmark network (ONNX) on aligned face crops.
+
+    Parameters
+    ----------
+    path : the ONNX file (made by training/export.py). Missing: LandmarkError with the
+        command that makes it.
+    threads : onnxruntime intra-op threads (1: single-threaded)
+    landmark_set : expected set (None: whatever the file says it predicts)
+
+    Attributes: `landmark_set`, `size` (crop side in px), `num_landmarks`.
+    """
+
+    def __init__(self, path: Path | str, threads: int = 1, landmark_set: str | None = None):
+        from .onnx_models import load_session   # onnxruntime, loaded only when used
+        path = Path(path)
+        expected = landmark_set or path.stem
+        if not path.is_file():
+            hint = (f"make it with `{make_command(expected)}`" if expected in LANDMARK_SETS
+                    else "make it with `python -m densecap.training.export`")
+            raise LandmarkError(f"dense landmark network {path} not found (a build output, "
+                                f"not shipped): {hint}")
+        self.path = path
+        self._session = load_session(path, threads)
+        metadata = self._session.get_modelmeta().custom_metadata_map
+        try:
+            self.landmark_set = metadata["landmark_set"]
+            self.size = int(metadata["input_size"])
+            layout = CropLayout(*json.loads(metadata["crop_layout"]))
+        except (KeyError, ValueError, TypeError) as exc:
+            raise LandmarkError(f"{path} is not a dense landmark network export (metadata "
+                                f"landmark_set, input_size, crop_layout): {exc}") from None
+        if landmark_set is not None and self.landmark_set != landmark_set:
+            raise LandmarkError(f"{path} predicts {self.landmark_set!r}, not {landmark_set!r}")
+        _check_set(self.landmark_set)
+        if not np.allclose([layout.eye_distance, layout.eye_y, layout.mouth_y],
+                           [CROP_LAYOUT.eye_distance, CROP_LAYOUT.eye_y, CROP_LAYOUT.mouth_y]):
+            raise LandmarkError(f"{path} was trained on crops laid out as {layout}, the front "
+                                f"end crops as {CROP_LAYOUT}: export it again from a current run")
+        inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
+        self._input = inputs[0].name
+        self.num_landmarks = int(outputs[0].shape[1])
+        if list(inputs[0].shape[1:]) != [3, self.size, self.size] or outputs[0].shape[2] != 3:
+            raise LandmarkError(f"{path}: input {inputs[0].shape} / output {outputs[0].shape} "
+                                f"do not match a {self.size} px dense landmark network")
+
+    def raw(self, crops_bgr: np.ndarray) -> np.ndarray:
+        """Crops (n, S, S, 3) uint8 BGR -> raw outputs (n, L, 3) float32 (x, y in [-1, 1],
+        log sigma)."""
+        crops_bgr = np.asarray(crops_bgr)
+        if crops_bgr.dtype != np.uint8 or crops_bgr.shape[1:] != (self.size, self.size, 3):
+            raise LandmarkError(f"expected (n, {self.size}, {self.size}, 3) uint8 BGR crops, "
+                                f"got {crops_bgr.dtype} {crops_bgr.shape}")
+        tensor = np.ascontiguousarray(crops_bgr.transpose(0, 3, 1, 2), dtype=np.float32)
+        return self._session.run(None, {self._input: tensor})[0]
+
+    def in_crop(self, crop_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One crop (S, S, 3) uint8 -> mu (L, 2), sigma (L,) float64 in crop pixels."""
+        return decode(self.raw(np.asarray(crop_bgr)[None])[0], self.size)
+
+    def __call__(self, image_bgr: np.ndarray, roi: RoiTransform
+                 ) -> tuple[np.ndarray, np.ndarray]:
+        """Landmarks of the face `roi` frames (an image -> `size` px crop at CROP_LAYOUT).
+
+        image_bgr : (H, W, 3) uint8. Returns mu (L, 2) and sigma (L,) float64, image pixels.
+        """
+        image_bgr = np.asarray(image_bgr)
+        if image_bgr.dtype != np.uint8 or image_bgr.ndim != 3 or image_bgr.shape[2] != 3 \
+                or 0 in image_bgr.shape:
+            raise LandmarkError(f"expected an (H, W, 3) uint8 BGR image, got {image_bgr.dtype} "
+                                f"{image_bgr.shape}")
+        if roi.size != self.size:
+            raise LandmarkError(f"the ROI crops {roi.size} px, the network takes {self.size} px")
+        return landmarks_to_image(*self.in_crop(crop(image_bgr, roi)), roi)

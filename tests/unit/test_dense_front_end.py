@@ -1,0 +1,193 @@
+"""Our dense landmark network as the tracking front end, end to end: a tiny network exported
+to ONNX (torch), run by onnxruntime on real decoded footage, its mu and sigma through the
+ROI mapping into the real-time fitter; the model choice and its errors."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from densecap.landmarks import dense_network
+from densecap.landmarks.dense_network import DenseLandmarks, crop_transform, decode
+from densecap.landmarks.errors import LandmarkError
+from densecap.landmarks.footage import open_footage
+from densecap.solver.problem import landmark_points
+from densecap.tracking import cli
+from densecap.tracking.dense_tracker import DenseFitTracker
+from densecap.tracking.errors import TrackingError
+from densecap.tracking.landmark_tracker import Networks
+from densecap.tracking.pipeline import track_footage
+
+SET = "dense320"
+SIZE = 64
+#: The landmark whose sigma and position the tests vary: iBUG 30, the nose tip.
+NOSE = 30
+#: Crop px: the usual sigma of the tiny network, and one that makes a landmark irrelevant.
+SIGMA, HUGE_SIGMA = 1.0, 1e4
+
+
+def mean_face_in_crop(model) -> np.ndarray:
+    """(320, 2) the neutral head's dense320 landmarks, seen from the front, placed in a
+    SIZE px crop as the front end places faces (crop_transform)."""
+    zero = np.zeros
+    points = landmark_points(model, model.landmark_embedding(SET), zero(model.num_identity),
+                             zero(model.num_expressions), zero(18))
+    image = points[:, :2] * [1.0, -1.0] * 10.0          # model cm, y up -> px, y down
+    return crop_transform(image, SIZE).to_crop(image)
+
+
+def roi_at(right_eye, left_eye, mouth):
+    """The dense crop of a face with these eye and mouth centres (image px)."""
+    points = np.zeros((68, 2))
+    points[list(dense_network.RIGHT_EYE_IDS)] = right_eye
+    points[list(dense_network.LEFT_EYE_IDS)] = left_eye
+    points[list(dense_network.MOUTH_IDS)] = mouth
+    return crop_transform(points, SIZE)
+
+
+def frame(clip, index):
+    with open_footage(clip, start=index, end=index + 1) as footage:
+        return next(iter(footage))[1]
+
+
+@pytest.fixture(scope="module")
+def export(face_model, tmp_path_factory):
+    """export(name, nose_shift_px, nose_sigma_px) -> ONNX path of a freshly initialised tiny
+    MobileNetV2 whose head is set to output the mean face with sigma SIGMA whatever it sees
+    (zero head weights), the nose tip moved and given its own sigma; one file per name."""
+    pytest.importorskip("torch")
+    from densecap.training.export import export_onnx
+    from densecap.training.network import DenseLandmarkNet
+    folder = tmp_path_factory.mktemp("dense_nets")
+    mean = mean_face_in_crop(face_model)
+    made = {}
+
+    def make(name, nose_shift=0.0, nose_sigma=SIGMA):
+        if name in made:
+            return made[name]
+        import torch
+        network = DenseLandmarkNet(len(mean), width=0.25)
+        positions = mean.copy()
+        positions[NOSE, 0] += nose_shift
+        network.set_mean_positions(dense_network.to_normalised(positions, SIZE))
+        log_sigma = np.full(len(mean), np.log(SIGMA / (SIZE / 2)))
+        log_sigma[NOSE] = np.log(nose_sigma / (SIZE / 2))
+        with torch.no_grad():
+            network.head.weight.zero_()
+            network.head.bias.view(-1, 3)[:, 2] = torch.as_tensor(log_sigma, dtype=torch.float32)
+        made[name] = export_onnx(network, SIZE, folder / f"{name}.onnx", SET)
+        return made[name]
+
+    return make
+
+
+@pytest.fixture(scope="module")
+def clip(shared_dir):
+    return str(shared_dir / "footage" / "talking_1.mp4")
+
+
+@pytest.fixture(scope="module")
+def networks():
+    return Networks(face_mesh=False)
+
+
+def track(face_model, clip, path, networks, frames=3):
+    with open_footage(clip, end=frames) as footage:
+        tracker = DenseFitTracker(face_model, footage.width, footage.height,
+                                  DenseLandmarks(path), networks=networks)
+        return tracker, track_footage(footage, tracker)
+
+
+def test_network_output_reaches_image_pixels_unchanged(export, face_model, clip):
+    path = export("plain", 0.0, 4.0)
+    network = DenseLandmarks(path)
+    assert (network.landmark_set, network.size, network.num_landmarks) == (SET, SIZE, 320)
+    roi = roi_at([560, 260], [640, 262], [600, 360])
+    mu, sigma = network(frame(clip, 0), roi)
+    expected_mu, expected_sigma = decode(network.raw(np.zeros((1, SIZE, SIZE, 3), np.uint8))[0],
+                                         SIZE)
+    np.testing.assert_allclose(roi.to_crop(mu), expected_mu, atol=1e-3)
+    np.testing.assert_allclose(sigma * roi.scale, expected_sigma, rtol=1e-5)
+    assert sigma[NOSE] / sigma[0] == pytest.approx(4.0, rel=1e-4)
+
+
+def test_tracks_real_footage_with_the_networks_sigma(export, face_model, clip, networks):
+    tracker, run = track(face_model, clip, export("plain", 0.0, 4.0), networks)
+    performance = run.performance
+    assert run.frames_done == 3 and performance.valid.all()
+    assert np.isfinite(performance.psi).all() and np.isfinite(performance.theta).all()
+    assert np.isfinite(performance.landmark_error).all()
+    assert not tracker._roi.detected          # frames after the first: crop from the fit
+    result = tracker.track(3, frame(clip, 3))
+    assert result.mu.shape == (320, 2) and result.sigma.shape == (320,)
+    # The fitter got the network's sigma, only scaled to image px: same ratios (no
+    # hand-made model on top: facing, presence or outside-crop factors would change them).
+    assert result.sigma[NOSE] / result.sigma[0] == pytest.approx(4.0, rel=1e-4)
+    np.testing.assert_allclose(np.delete(result.sigma, NOSE), result.sigma[0], rtol=1e-5)
+
+
+def test_a_landmark_with_huge_sigma_has_no_influence(export, face_model, clip, networks):
+    def theta(name, shift, sigma):
+        _, run = track(face_model, clip, export(name, shift, sigma), networks, frames=1)
+        return run.performance.theta[0]
+
+    reference = theta("huge", 0.0, HUGE_SIGMA)
+    moved_but_ignored = theta("huge_moved", 8.0, HUGE_SIGMA)
+    moved = theta("moved", 8.0, SIGMA / 4)
+    assert np.abs(moved_but_ignored - reference).max() < 1e-3
+    assert np.abs(moved - reference).max() > 1e-2     # the same move, trusted, does matter
+
+
+def test_missing_model_names_the_command_that_makes_it(tmp_path, monkeypatch, clip, capsys):
+    monkeypatch.setattr(dense_network, "models_dir", lambda: tmp_path)
+    with open_footage(clip, end=1) as footage:
+        with pytest.raises(TrackingError, match="densecap.training.export --run "
+                                                "build/training/dense320 --out "
+                                                "assets/models/dense320.onnx"):
+            cli.make_tracker(footage, "realtime", None, landmark_model=SET)
+        with pytest.raises(TrackingError, match="unknown landmark model"):
+            cli.make_tracker(footage, "realtime", None, landmark_model="dense99")
+    assert cli.main(["track", clip, "--landmarks", SET, "--end", "1", "--quiet",
+                     "--out", str(tmp_path / "p.npz")]) == cli.EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert err.startswith("densecap: error: landmark model 'dense320'") and "Traceback" not in err
+    assert not (tmp_path / "p.npz").exists()
+
+
+def test_files_that_are_not_a_matching_network(export, tmp_path):
+    path = export("plain", 0.0, 4.0)
+    with pytest.raises(LandmarkError, match="predicts 'dense320', not 'dense703'"):
+        DenseLandmarks(path, landmark_set="dense703")
+    with pytest.raises(LandmarkError, match="not a dense landmark network"):
+        DenseLandmarks(dense_network.models_dir() / "face_landmark.onnx")
+    network = DenseLandmarks(path)
+    with pytest.raises(LandmarkError, match="uint8"):
+        network.raw(np.zeros((1, SIZE, SIZE, 3), np.float32))
+    with pytest.raises(LandmarkError, match="BGR image"):
+        network(np.zeros((10, 10), np.uint8), roi_at([4, 5], [6, 5], [5, 8]))
+
+
+def test_crop_layout_mismatch_is_refused(export, tmp_path):
+    import onnx
+    proto = onnx.load(str(export("plain", 0.0, 4.0)))
+    for entry in proto.metadata_props:
+        if entry.key == "crop_layout":
+            entry.value = "[0.3, 0.4, 0.7]"
+    onnx.save(proto, str(tmp_path / "other.onnx"))
+    with pytest.raises(LandmarkError, match="trained on crops laid out"):
+        DenseLandmarks(tmp_path / "other.onnx")
+
+
+def test_run_time_path_needs_no_torch(export, face_model, clip):
+    path = export("plain", 0.0, 4.0)
+    code = ("import sys, numpy as np\n"
+            "from densecap.landmarks.dense_network import DenseLandmarks\n"
+            "from densecap.tracking import cli, dense_tracker\n"
+            f"net = DenseLandmarks({str(path)!r})\n"
+            f"assert net.in_crop(np.zeros(({SIZE}, {SIZE}, 3), np.uint8))[0].shape == (320, 2)\n"
+            "print('torch' in sys.modules)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"

@@ -1,0 +1,77 @@
+"""The real-time tracker driven by our own dense landmark network (`landmarks.dense_network`):
+the same ROI strategy and fitter as `landmark_tracker.LandmarkFitTracker`, with the network's
+own sigma fed to the fitter. Implements the pipeline's `FrameTracker` protocol.
+
+Per frame:
+
+1. the crop: on the first frame and whenever the track is lost, the face detector
+   (BlazeFace, `Networks(face_mesh=False)`), then a second pass from the network's own
+   iBUG eye and mouth centres on that crop (the detector's keypoints are not the iBUG
+   centres the network was trained to be cropped around); otherwise from the previous
+   frame's fitted landmarks (the model's projection: steadier than the raw network output);
+   always upright at `dense_network.CROP_LAYOUT` (`crop_transform`, the definition training
+   renders with);
+2. the network: mu (L, 2) and sigma = exp(log sigma) (L,) mapped to image pixels, fed to the
+   fitter unchanged (no hand-made sigma model);
+3. no face: the network has no presence output, so the track is lost when its median iBUG-68
+   sigma exceeds `MAX_MEDIAN_SIGMA` of the crop, or when the fit fails.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..landmarks.dense_network import (CROP_LAYOUT, LEFT_EYE_IDS, MOUTH_IDS, NUM_IBUG,
+                                       RIGHT_EYE_IDS, DenseLandmarks, crop_transform)
+from ..landmarks.roi import RoiTracker
+from ..solver.face_model import FaceModel
+from .landmark_tracker import LandmarkFitTracker, Networks
+from .pipeline import FrameResult
+
+#: Above this median sigma of the iBUG-68 landmarks, as a fraction of the crop side, the
+#: crop is taken to show no face (the track is lost, the next frame runs the detector).
+#: Measured with the dense320 run of training/README.md: 0.055-0.073 on talking_1.mp4's
+#: face (up to 0.106 on crops placed by a drifting fit), 0.13-0.14 on crops of its
+#: background; a uniform grey crop gives a huge sigma, uniform noise does not (0.058).
+MAX_MEDIAN_SIGMA = 0.12
+
+
+class DenseFitTracker(LandmarkFitTracker):
+    """Per-frame dense landmarks + fit for footage of size (width, height).
+
+    network : the loaded `DenseLandmarks`; face_index : which face to follow (None: the
+    largest); focal : focal length in pixels when known (then it is not refined);
+    networks : shared detectors (default: loaded here, single-threaded, no face mesh).
+    """
+
+    def __init__(self, model: FaceModel, width: int, height: int, network: DenseLandmarks, *,
+                 face_index: int | None = None, focal: float | None = None,
+                 networks: Networks | None = None):
+        self.network = network
+        self._networks = networks or Networks(face_mesh=False)
+        self._roi = RoiTracker(self._networks.detect, network.size, RIGHT_EYE_IDS,
+                               LEFT_EYE_IDS, MOUTH_IDS, face_index, CROP_LAYOUT)
+        self._setup_fit(model, network.landmark_set, width, height, focal)
+
+    def track(self, frame_index: int, image: np.ndarray) -> FrameResult:
+        roi = self._roi.locate(image)
+        if roi is None:
+            return FrameResult()
+        mu, sigma = self.network(image, roi)
+        if self._roi.detected and self._confident(sigma, roi.scale):
+            roi = crop_transform(mu, self.network.size)
+            mu, sigma = self.network(image, roi)
+        if not self._confident(sigma, roi.scale):
+            self._roi.update(None, False)
+            return FrameResult()
+        return self._fit(mu, sigma)
+
+    def _confident(self, sigma: np.ndarray, roi_scale: float) -> bool:
+        """Whether the network's sigma (L,) image px says the crop shows a face."""
+        median = float(np.median(sigma[:NUM_IBUG])) * roi_scale / self.network.size
+        return median <= MAX_MEDIAN_SIGMA
+
+    @staticmethod
+    def _roi_points(mu: np.ndarray, fitted: np.ndarray) -> np.ndarray:
+        """The landmarks (L, 2) the next frame's crop is placed from: the fitted ones."""
+        return fitted
