@@ -69,8 +69,8 @@ class LandmarkFitTracker:
                  face_index: int | None = None, focal: float | None = None,
                  networks: Networks | None = None):
         self._networks = networks or Networks()
-        self._roi = RoiTracker(self._networks.detect, CROP_SIZE, RIGHT_EYE_IDS, LEFT_EYE_IDS, MOUTH_IDS,
-                               face_index, CROP_LAYOUT)
+        self._roi = RoiTracker(self._networks.detect, CROP_SIZE, RIGHT_EYE_IDS, LEFT_EYE_IDS,
+                               MOUTH_IDS, face_index, CROP_LAYOUT)
         self._base_sigma = base_sigma(LANDMARK_SET)
         self._setup_fit(model, LANDMARK_SET, width, height, focal)
 
