@@ -372,6 +372,7 @@ class RealtimeTracker:
         self.schedule = schedule or KeyframeSchedule()
         self.prior = prior or IdentityPrior.standard(model.num_identity)
         self.keyframes: list[Keyframe] = []
+        self._keyframe_heads: np.ndarray | None = None
         self.frozen = not (refine_identity or refine_focal)
         settings = settings or FitSettings()
         beta = np.zeros(model.num_identity) if beta is None else np.asarray(beta, np.float64)
@@ -423,13 +424,13 @@ class RealtimeTracker:
         if self.frozen or result.valid_landmarks < (self.schedule.min_valid_fraction
                                                     * len(self.embedding)):
             return False
+        if self._keyframe_heads is None:     # (K, 3, 3), rebuilt when the keyframes change
+            self._keyframe_heads = np.array([head_rotation(self.model, key.theta)
+                                             for key in self.keyframes]).reshape(-1, 3, 3)
         rot = head_rotation(self.model, result.theta)
-        limit = np.radians(self.schedule.min_angle_deg)
-        for key in self.keyframes:
-            cos = (np.trace(head_rotation(self.model, key.theta).T @ rot) - 1.0) / 2.0
-            if np.arccos(np.clip(cos, -1.0, 1.0)) < limit:
-                return False
-        return True
+        cos = (np.einsum("kij,ij->k", self._keyframe_heads, rot) - 1.0) / 2.0   # trace(K^T R)
+        return bool(np.all(np.arccos(np.clip(cos, -1.0, 1.0))
+                           >= np.radians(self.schedule.min_angle_deg)))
 
     def _refine(self, mu, sigma, result, previous) -> FrameResult:
         """Add this frame as a keyframe, refine identity / focal over all keyframes
@@ -453,6 +454,7 @@ class RealtimeTracker:
         if len(self.keyframes) >= self.schedule.max_keyframes:
             self.frozen = True
             self._context = None
+        self._keyframe_heads = None
         key = self.keyframes[-1]
         refitted = fitter.fit(mu, sigma, key.psi, key.theta, previous)
         return FrameResult(**{**refitted.__dict__, "keyframe": True})
