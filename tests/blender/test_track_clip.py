@@ -77,7 +77,7 @@ def test_cancel_half_way_keeps_exactly_the_frames_done(registered, shared_dir, f
     assert bpy.ops.densecap.load_footage(
         filepath=str(shared_dir / "footage" / TALKING)) == {'FINISHED'}
     scene = bpy.context.scene
-    scene.frame_end = 16
+    scene.frame_end = 120     # long enough that Esc lands well before the end
     assert bpy.ops.densecap.track_clip() == {'FINISHED'}
     session = active_session()
     assert bpy.app.timers.is_registered(session_module._drain)
@@ -90,13 +90,13 @@ def test_cancel_half_way_keeps_exactly_the_frames_done(registered, shared_dir, f
     assert session.state == 'CANCELLED' and operator.messages('WARNING')
     assert session_module._drain() is None           # the timer stops itself
     run = session.run
-    assert run.cancelled and 8 <= run.frames_done < 16
+    assert run.cancelled and 8 <= run.frames_done < 120
     assert run.performance.num_frames == run.frames_done
     rig = rig_armature(scene.densecap.rig)
     done_frames = np.arange(1, run.frames_done + 1)
     for fcurve in fcurves(rig_mesh(rig).data.shape_keys).values():
         np.testing.assert_array_equal(keys(fcurve)[0], done_frames)
-    assert (scene.frame_start, scene.frame_end) == (1, 16)     # the user's range is kept
+    assert (scene.frame_start, scene.frame_end) == (1, 120)     # the user's range is kept
     assert active_session() is None
 
     # Tracking again replaces the previous take cleanly: one rig, its two actions, one text.
