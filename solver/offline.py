@@ -33,7 +33,7 @@ E = sum over frames of E_landmarks + E_expression + E_joints + E_intersect + E_t
 (E_temporal of frame t: w * sum over cameras and landmarks |x_t - x_{t-1}|^2) + E_identity.
 
 Masking: a landmark counts when mu and sigma are finite, sigma > 0 and mu is near the image
-(`realtime.usable_landmarks`); a (frame, camera) view with fewer than `MIN_LANDMARKS` is
+(`realtime.frame_weights`); a (frame, camera) view with fewer than `MIN_LANDMARKS` is
 masked; a frame with no view is `valid = False` (its pose comes from its neighbours through
 E_temporal, or is held from the start); a camera with no view is never moved (`camera_seen`).
 Camera 0 must see the face: it defines the world.
@@ -51,13 +51,13 @@ from .realtime_kernel import landmark_positions
 from .camera import Camera
 from .colliders import Colliders, build_colliders, relative_positions
 from .conventions import THETA_SIZE, THETA_TRANSLATION
-from .energies import TERM_NAMES, FitSettings, IdentityPrior, identity_residuals, landmark_scales
+from .energies import TERM_NAMES, FitSettings, IdentityPrior, identity_residuals
 from .errors import SolverError
 from .lm import DIAGONAL_FLOOR, MAX_PASSES
 from .face_model import FaceModel, LandmarkEmbedding
 from .model import forward_kinematics, joints, landmark_vertex_ids, rodrigues
 from .realtime import (HEAD, MIN_LANDMARKS, LandmarkTable, RealtimeTracker, build_landmark_table,
-                       camera_vector, usable_landmarks)
+                       camera_vector, frame_weights)
 
 #: LM damping factors of the identity / camera solve after an accepted / rejected step.
 DAMPING_DOWN, DAMPING_UP = 0.3, 4.0
@@ -200,15 +200,16 @@ def _view_data(mu: np.ndarray, sigma: np.ndarray, cameras: Sequence[Camera],
     lmk_scale2 (n, C, L) weight / (2 sigma^2) or 0, view_ok (n, C))."""
     mu = np.asarray(mu, dtype=np.float64)
     sigma = np.asarray(sigma, dtype=np.float64)
-    usable = np.stack([usable_landmarks(mu[t, c], sigma[t, c], cam)
-                       for t in range(len(mu)) for c, cam in enumerate(cameras)]
-                      ).reshape(sigma.shape)
+    usable = np.zeros(sigma.shape, dtype=bool)
+    clean, scale2 = np.zeros_like(mu), np.zeros_like(sigma)
+    for t in range(len(mu)):
+        for c, cam in enumerate(cameras):
+            usable[t, c], clean[t, c], scale2[t, c] = frame_weights(mu[t, c], sigma[t, c], cam,
+                                                                    weight)
     view_ok = usable.sum(-1) >= MIN_LANDMARKS
-    usable &= view_ok[..., None]
-    clean = np.where(usable[..., None], mu, 0.0)
-    scale = landmark_scales(clean.reshape(-1, 2), np.where(usable, sigma, 1.0).reshape(-1),
-                            weight).reshape(sigma.shape)
-    return clean, np.where(usable, scale ** 2, 0.0), view_ok
+    clean[~view_ok] = 0.0
+    scale2[~view_ok] = 0.0
+    return clean, scale2, view_ok
 
 
 def _view_mask(mu: np.ndarray, sigma: np.ndarray, cameras: Sequence[Camera],
