@@ -2,7 +2,8 @@
 landmarks, one camera) with 1 and 2 numba threads, energy, error against the ground truth,
 peak RSS; `--long` runs only the 18,000-frame clip (10 minutes at 30 fps) for its peak RSS.
 
-    .venv/bin/python bench/offline_fit.py [--frames 1800] [--threads 1 2] [--out FILE.json]
+    .venv/bin/python bench/offline_fit.py [--frames 1800] [--threads 1 2] [--focal-start 1.0]
+        [--out FILE.json]
     .venv/bin/python bench/offline_fit.py --long [--threads 2]
 
 Clip: one identity drawn from the prior, the head turning and nodding (sinusoids of 3 and
@@ -13,7 +14,10 @@ solve (`fit_offline` given that start). Identity error: median face-region verte
 the neutral shapes after removing the mean offset and the best global scale (images do not
 fix the overall scale; see tests/unit/test_offline_fitter.py); mesh error: mean face-region
 vertex distance of the posed meshes, every 30th frame, as fitted and after the one scene
-scale about the camera (scene_scale_error) that images leave free. offline_cpu_seconds is the
+scale about the camera (scene_scale_error) that images leave free. The focal length starts at
+`--focal-start` times the true one (a user's footage comes with a guess, not the truth) and is
+fitted; focal_error is the fitted one's relative error (it trades against depth, so it
+follows the scene scale). offline_cpu_seconds is the
 process CPU time of the solve: on a shared machine the wall time of 2 threads shows no gain
 when the process gets less than one core.
 """
@@ -34,6 +38,7 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import resource  # noqa: E402
 import time  # noqa: E402
+from dataclasses import replace  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numba  # noqa: E402
@@ -71,7 +76,7 @@ def make_clip(model, embedding, frames: int, seed: int = 0):
     return beta, psi, theta, mu
 
 
-def errors(model, region, truth, result, step: int = 30) -> dict:
+def errors(model, region, truth, result, true_focal: float, step: int = 30) -> dict:
     from densecap.solver.model import mesh, shape
     beta, psi, theta = truth
     zero = np.zeros(model.num_expressions)
@@ -85,6 +90,7 @@ def errors(model, region, truth, result, step: int = 30) -> dict:
     # the scene scale about the camera centre (the model origin) that images do not fix
     scene = (fit_all * true_all).sum() / (fit_all * fit_all).sum()
     return {"identity_error_mm_scale_free": round(identity, 4),
+            "focal_error": round(result.cameras[0].focal / true_focal - 1.0, 5),
             "mesh_error_mm_mean": round(10.0 * float(
                 np.linalg.norm(fit_all - true_all, axis=1).mean()), 4),
             "scene_scale_error": round(float(scene - 1.0), 5),
@@ -92,13 +98,14 @@ def errors(model, region, truth, result, step: int = 30) -> dict:
                 np.linalg.norm(scene * fit_all - true_all, axis=1).mean()), 4)}
 
 
-def run(frames: int, threads: list[int], long_run: bool) -> dict:
+def run(frames: int, threads: list[int], long_run: bool, focal_start: float) -> dict:
     from densecap.solver import load_face_model
     from densecap.solver.landmark_sets import random_embedding
     from densecap.solver.offline import OfflineSettings, fit_offline, realtime_start
     from densecap.solver.regions import face_region_vertices
     from densecap.solver.synthetic import CAMERA
     model = load_face_model()
+    camera = replace(CAMERA, focal=CAMERA.focal * focal_start)
     embedding = random_embedding(model, 478, seed=0)
     region = face_region_vertices(model)
     settings = OfflineSettings()
@@ -110,16 +117,17 @@ def run(frames: int, threads: list[int], long_run: bool) -> dict:
     sigma = np.full(mu.shape[:3], NOISE_PX)
     numba.set_num_threads(1)
     started = time.perf_counter()
-    start = realtime_start(model, embedding, [CAMERA], mu, sigma, settings)
+    start = realtime_start(model, embedding, [camera], mu, sigma, settings)
     start_seconds = time.perf_counter() - started
     out = {"frames": frames, "landmarks": len(embedding), "cameras": 1, "noise_px": NOISE_PX,
-           "cpu": cpu_name(), "realtime_start_seconds_1_thread": round(start_seconds, 2),
+           "cpu": cpu_name(), "focal_start": focal_start,
+           "realtime_start_seconds_1_thread": round(start_seconds, 2),
            "settings": {k: v for k, v in settings.__dict__.items() if k != "fit"}
            | {"temporal": settings.fit.temporal}, "runs": []}
     for count in threads:
         numba.set_num_threads(count)
         started, cpu = time.perf_counter(), time.process_time()
-        result = fit_offline(model, embedding, [CAMERA], mu, sigma, settings, start=start)
+        result = fit_offline(model, embedding, [camera], mu, sigma, settings, start=start)
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
         out["runs"].append({"threads": count, "offline_seconds": round(seconds, 2),
                             "offline_cpu_seconds": round(cpu, 2),
@@ -128,7 +136,7 @@ def run(frames: int, threads: list[int], long_run: bool) -> dict:
                             "iterations": result.iterations, "converged": result.converged,
                             "message": result.message}
                            | ({} if long_run else errors(model, region, (beta, psi, theta),
-                                                         result)))
+                                                         result, CAMERA.focal)))
     out["peak_rss_mb"] = round(peak_rss_mb(), 1)
     return out
 
@@ -139,10 +147,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--long", action="store_true",
                         help="the 18,000-frame clip (peak RSS), instead of --frames")
+    parser.add_argument("--focal-start", type=float, default=1.0,
+                        help="the focal length's start as a multiple of the true one")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     frames = 18000 if args.long else args.frames
-    result = run(frames, args.threads, args.long)
+    if not args.focal_start > 0:
+        parser.error("--focal-start must be positive")
+    result = run(frames, args.threads, args.long, args.focal_start)
     text = json.dumps(result, indent=2)
     print(text)
     if args.out:
