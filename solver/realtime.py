@@ -420,6 +420,12 @@ class RealtimeTracker:
             self._last = FrameResult(**{**last.__dict__, "success": False})
         return result
 
+    def lose_track(self) -> None:
+        """The face has left the view: the next frame starts like the first (its pose from
+        its own landmarks, no E_temporal against the last fit), since a face may re-enter
+        anywhere (a cut, another shot); identity, focal length and keyframes are kept."""
+        self._last = None
+
     def _wants_keyframe(self, result: FrameResult) -> bool:
         if self.frozen or result.valid_landmarks < (self.schedule.min_valid_fraction
                                                     * len(self.embedding)):

@@ -56,14 +56,13 @@ class DenseFitTracker(LandmarkFitTracker):
     def track(self, frame_index: int, image: np.ndarray) -> FrameResult:
         roi = self._roi.locate(image)
         if roi is None:
-            return FrameResult()
+            return self._lost()
         mu, sigma = self.network(image, roi)
         if self._roi.detected and self._confident(sigma, roi.scale):
             roi = crop_transform(mu, self.network.size)
             mu, sigma = self.network(image, roi)
         if not self._confident(sigma, roi.scale):
-            self._roi.update(None, False)
-            return FrameResult()
+            return self._lost()
         return self._fit(mu, sigma)
 
     def _confident(self, sigma: np.ndarray, roi_scale: float) -> bool:

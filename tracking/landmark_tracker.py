@@ -128,16 +128,22 @@ class LandmarkFitTracker:
         roi = self._roi.locate(image)
         laps.lap("detect" if self._roi.detected else "roi")
         if roi is None:
-            return FrameResult()
+            return self._lost()
         mu, presence = self._networks.landmarks(image, roi)
         if presence < MIN_PRESENCE:
-            self._roi.update(None, False)
-            self._facing = None
-            return FrameResult()
+            return self._lost()
         sigma = landmark_sigma(self._base_sigma, roi.scale, presence, roi.to_crop(mu), roi.size,
                                self._facing)
         laps.lap("sigma")
         return self._fit(mu, sigma)
+
+    def _lost(self) -> FrameResult:
+        """No face this frame: the next one runs the detector, and the fit restarts from the
+        landmarks of the frame the face returns in (not from the pose held until then)."""
+        self._roi.update(None, False)
+        self._facing = None
+        self._fitter.lose_track()
+        return FrameResult()
 
     def _fit(self, mu: np.ndarray, sigma: np.ndarray) -> FrameResult:
         """Fit this frame's landmarks mu (L, 2), sigma (L,) (image pixels); the ROI follows."""

@@ -57,6 +57,26 @@ def test_face_leaving_and_reentering_is_flagged_and_reacquired(tmp_path, shared_
     np.testing.assert_array_equal(performance.theta[5:9], performance.theta[[4] * 4])
 
 
+def test_face_reentering_elsewhere_is_fitted_afresh(tmp_path, shared_dir):
+    """A cut: the face leaves, then returns smaller and in another corner (as after a cut
+    to a wider shot). The fit restarts from the new frame's landmarks instead of the pose
+    held through the gap (held, the LM stuck half a face away: hamilton clip, frame 82)."""
+    capture = cv2.VideoCapture(str(shared_dir / "footage" / "talking_2.mp4"))
+    frames = [capture.read()[1] for _ in range(14)]
+    capture.release()
+    height, width = frames[0].shape[:2]
+    frames[5:8] = [np.full_like(frames[0], 90)] * 3
+    wide = np.float32([[0.5, 0, 0.45 * width], [0, 0.5, 0.05 * height]])
+    frames[8:] = [cv2.warpAffine(f, wide, (width, height), borderValue=(90, 90, 90))
+                  for f in frames[8:]]
+    clip, out = tmp_path / "cut.mp4", tmp_path / "cut.npz"
+    _write_clip(clip, frames)
+    assert cli.main(["track", str(clip), "--out", str(out), "--quiet"]) == cli.EXIT_OK
+    performance = load_performance(out)
+    np.testing.assert_array_equal(performance.valid, [i not in range(5, 8) for i in range(14)])
+    assert np.nanmean(performance.landmark_error[8:]) < MAX_MEAN_LANDMARK_ERROR
+
+
 def test_clip_without_a_face_reports_and_writes_nothing(tmp_path, capsys):
     rng = np.random.default_rng(0)
     frames = [rng.integers(0, 255, (240, 320, 3), dtype=np.uint8) for _ in range(5)]
