@@ -125,7 +125,8 @@ def schur_blocks(x, num_expr, joint_pos, parents, bary_sum, lk_ptr, lk_joint, lk
             lk_weight, lk_rest, ex_ptr, ex_index, ex_vec, ex_col, col_ptr, col_index, theta_col,
             cameras, mu[t], lmk_scale2[t], np.zeros_like(pixels), np.zeros(num_views),
             expression_weight, joint_weight, intersect_weight, check_rest, check_basis,
-            check_scale, u[t], g_frame[t], pixels, view_jtj, view_jtr)
+            check_scale, u[t], g_frame[t], pixels, np.empty((num_views, 2, col_index.size)),
+            view_jtj, view_jtr)
         w[t, :, :] = 0.0
         v[t, :, :] = 0.0
         g_shared[t, :] = 0.0
@@ -376,7 +377,8 @@ def frame_energies(x, num_expr, joint_pos, parents, bary_sum, lk_ptr, lk_joint, 
             lk_weight, lk_rest, ex_ptr, ex_index, ex_vec, ex_col, col_ptr, col_index, theta_col,
             cameras, mu[t], lmk_scale2[t], np.zeros_like(pixels[t]), np.zeros(num_views),
             expression_weight, joint_weight, intersect_weight, check_rest, check_basis,
-            check_scale, scratch, np.zeros(1), pixels[t], scratch, np.zeros(1))
+            check_scale, scratch, np.zeros(1), pixels[t], np.empty((num_views, 2, 0)), scratch,
+            np.zeros(1))
 
 
 @njit(cache=True, parallel=True)
@@ -408,12 +410,13 @@ def smoothing_sweep(parity, x, lower, upper, max_iterations, tolerance, num_expr
             previous /= count
         weights = temporal * count * view_temporal
         out = pixels[t].copy()
-        x_new, _, its, status = solve(
+        x_new, _, its, status, _ = solve(
             x[t], lower, upper, max_iterations, tolerance, num_expr, joint_pos, parents,
             bary_sum, lk_ptr, lk_joint, lk_weight, lk_rest, ex_ptr, ex_index, ex_vec, ex_col,
             col_ptr, col_index, theta_col, cameras, mu[t], lmk_scale2[t], previous, weights,
             expression_weight, joint_weight, intersect_weight, check_rest, check_basis,
-            check_scale, out, np.zeros((x.shape[1], x.shape[1])), False)
+            check_scale, out, np.zeros((x.shape[1], x.shape[1])),
+            np.empty((num_views, 2, col_index.size)), False)
         iterations[t] = its
         if status != 3:
             x[t] = x_new

@@ -258,27 +258,32 @@ class RealtimeFitter:
         return self._camera_vector
 
     def _run(self, x0, mu, scale2, previous, max_iterations):
-        """The kernel's LM from x0. J^T J of the last solution is kept (with its point and
-        camera) and reused when the next solve starts there: tracking warm-starts each frame
-        from the last one, so the start needs the gradient only (J^T J differs only by the
-        new frame's landmark weights; the LM needs an approximation, the gradient is exact)."""
+        """The kernel's LM from x0. The last solution's J^T J, projections and Jacobian rows
+        are kept (with its point and camera) and reused when the next solve starts there:
+        tracking warm-starts each frame from the last one, so the start needs no pass over the
+        model (J^T r from the kept rows is exact; J^T J differs only by the new frame's
+        landmark weights, and the LM needs an approximation)."""
         s = self.settings
-        pixels = np.zeros((1, len(self.embedding), 2))
-        prev = np.zeros_like(pixels) if previous is None else np.asarray(previous, np.float64)
+        prev = (np.zeros((1, len(self.embedding), 2)) if previous is None
+                else np.asarray(previous, np.float64).reshape(1, -1, 2))
         temporal = s.temporal if previous is not None else 0.0
         camera = self.camera_vector()
         kept = self._normal_equations
-        reuse = (kept is not None and np.array_equal(kept[0], x0)
-                 and np.array_equal(kept[1], camera))
-        jtj = kept[2] if reuse else np.zeros((x0.size, x0.size))
-        x, energies, iterations, status = kernel.solve(
+        warm = (kept is not None and np.array_equal(kept[0], x0)
+                and np.array_equal(kept[1], camera))
+        if warm:
+            jtj, rows, pixels = kept[2], kept[3], kept[4].copy()
+        else:
+            jtj = np.zeros((x0.size, x0.size))
+            rows = np.empty((1, 2, self.table.col_index.size))
+            pixels = np.zeros_like(prev)
+        x, energies, iterations, status, rows = kernel.solve(
             x0, self.lower, self.upper, max_iterations, s.tolerance, self.model.num_expressions,
-            *self.table.kernel_args(), camera[None], mu[None], scale2[None],
-            prev.reshape(pixels.shape), np.array([temporal]), s.expression, s.joints,
-            s.intersect, self._check_rest, self._check_basis, self.colliders.scale, pixels, jtj,
-            reuse)
-        self._normal_equations = ((x.copy(), camera, jtj) if max_iterations > 0 and status != 3
-                                  else None)
+            *self.table.kernel_args(), camera[None], mu[None], scale2[None], prev,
+            np.array([temporal]), s.expression, s.joints, s.intersect, self._check_rest,
+            self._check_basis, self.colliders.scale, pixels, jtj, rows, warm)
+        self._normal_equations = ((x.copy(), camera, jtj, rows, pixels)
+                                  if max_iterations > 0 and status != 3 else None)
         return x, energies, iterations, status, pixels[0]
 
     def fit(self, mu: np.ndarray, sigma: np.ndarray, psi0: np.ndarray, theta0: np.ndarray,
