@@ -369,7 +369,7 @@ def project_landmarks(model: FaceModel, embedding: LandmarkEmbedding, beta: np.n
                       camera: Camera, psi: np.ndarray, theta: np.ndarray) -> np.ndarray:
     """Projected landmarks (F, L, 2) of F frames psi (F, E), theta (F, 18)."""
     table = build_landmark_table(model, embedding, np.asarray(beta, float), 1e-3)
-    args = table.kernel_args()[:10]
+    args = table.position_args()
     points = np.stack([landmark_positions(p, t, *args) for p, t in zip(psi, theta)])
     return camera.project(points.reshape(-1, 3)).reshape(len(psi), -1, 2)
 

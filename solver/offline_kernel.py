@@ -30,7 +30,7 @@ from numba import njit, prange
 from .lm import DIAGONAL_FLOOR, FAST_MATH, cholesky_factor, cholesky_substitute
 from .realtime_kernel import (ENERGIES, NORMAL_EQUATIONS, _landmark_point, evaluate_views,
                               forward_kinematics, landmark_rows, point_projection,
-                              project_point, solve)
+                              project_point, rest_shapes, solve)
 
 #: Shared parameters per camera: rotation increment (3), translation (3), focal (1).
 CAMERA_PARAMS = 7
@@ -101,7 +101,7 @@ def _intersect_identity(psi, intersect_weight, check_rest, check_basis, check_sc
 
 @njit(cache=True, parallel=True, fastmath=FAST_MATH)
 def schur_blocks(x, num_expr, joint_pos, parents, bary_sum, lk_ptr, lk_joint, lk_weight, lk_rest,
-                 ex_ptr, ex_index, ex_vec, ex_col, col_ptr, col_index, theta_col, lk_identity,
+                 ex_basis, ex_ptr, ex_index, ex_vec, col_ptr, col_index, theta_col, lk_identity,
                  joint_identity, check_identity, cameras, mu, lmk_scale2, expression_weight,
                  joint_weight, intersect_weight, check_rest, check_basis, check_scale, u, g_frame,
                  w, v, g_shared, energies):
@@ -122,7 +122,7 @@ def schur_blocks(x, num_expr, joint_pos, parents, bary_sum, lk_ptr, lk_joint, lk
         pixels = np.zeros((num_views, num_lmk, 2))
         energies[t] = evaluate_views(
             x[t], NORMAL_EQUATIONS, num_expr, joint_pos, parents, bary_sum, lk_ptr, lk_joint,
-            lk_weight, lk_rest, ex_ptr, ex_index, ex_vec, ex_col, col_ptr, col_index, theta_col,
+            lk_weight, lk_rest, ex_basis, ex_ptr, ex_index, ex_vec, col_ptr, col_index, theta_col,
             cameras, mu[t], lmk_scale2[t], np.zeros_like(pixels), np.zeros(num_views),
             expression_weight, joint_weight, intersect_weight, check_rest, check_basis,
             check_scale, u[t], g_frame[t], pixels, np.empty((num_views, 2, col_index.size)),
@@ -137,7 +137,8 @@ def schur_blocks(x, num_expr, joint_pos, parents, bary_sum, lk_ptr, lk_joint, lk
         g_rot, offsets, d_rot, d_off = forward_kinematics(theta, joint_pos, parents)
         d_off_beta = np.zeros((num_beta, parents.shape[0], 3))
         _identity_offsets(g_rot, joint_identity, parents, d_off_beta)
-        rest = np.zeros((lk_rest.shape[0], 3))
+        rest = np.empty((lk_rest.shape[0], 3))
+        rest_shapes(psi, lk_rest, ex_basis, rest)
         point, cam = np.zeros(3), np.zeros(3)
         proj, pr = np.zeros((2, 3)), np.zeros((2, 3))
         jrow0, jrow1 = np.zeros(size), np.zeros(size)
@@ -155,8 +156,8 @@ def schur_blocks(x, num_expr, joint_pos, parents, bary_sum, lk_ptr, lk_joint, lk
                 h = lmk_scale2[t, c, l]
                 if h == 0.0:
                     continue
-                _landmark_point(l, psi, theta, g_rot, offsets, bary_sum, lk_ptr, lk_joint,
-                                lk_weight, lk_rest, ex_ptr, ex_index, ex_vec, rest, point)
+                _landmark_point(l, theta, g_rot, offsets, bary_sum, lk_ptr, lk_joint,
+                                lk_weight, rest, point)
                 project_point(point, f, cx, cy, r_cam, t_cam, cam)
                 inv_z = 1.0 / cam[2]
                 nx, ny = cam[0] * inv_z, cam[1] * inv_z
@@ -164,8 +165,8 @@ def schur_blocks(x, num_expr, joint_pos, parents, bary_sum, lk_ptr, lk_joint, lk
                 g1 = h * (f * ny + cy - mu[t, c, l, 1])
                 point_projection(f, r_cam, cam, inv_z, proj)
                 landmark_rows(l, num_expr, proj, g_rot, d_rot, d_off, bary_sum, lk_ptr,
-                              lk_joint, lk_weight, ex_ptr, ex_index, ex_vec, ex_col, theta_col,
-                              rest, pr, jrow0, jrow1)
+                              lk_joint, lk_weight, ex_ptr, ex_index, ex_vec, theta_col, rest,
+                              pr, jrow0, jrow1)
                 # shared rows: beta through the rest shape and the joints
                 js0[:] = 0.0
                 js1[:] = 0.0
@@ -364,7 +365,7 @@ def frame_steps(u, g_frame, w, shared_step, x, lower, upper, held, fixed, dampin
 
 @njit(cache=True, parallel=True)
 def frame_energies(x, num_expr, joint_pos, parents, bary_sum, lk_ptr, lk_joint, lk_weight,
-                   lk_rest, ex_ptr, ex_index, ex_vec, ex_col, col_ptr, col_index, theta_col,
+                   lk_rest, ex_basis, ex_ptr, ex_index, ex_vec, col_ptr, col_index, theta_col,
                    cameras, mu, lmk_scale2, expression_weight, joint_weight, intersect_weight,
                    check_rest, check_basis, check_scale, pixels, energies):
     """Per-term energies (F, 6) without E_temporal and projections pixels (F, C, L, 2)."""
@@ -374,7 +375,7 @@ def frame_energies(x, num_expr, joint_pos, parents, bary_sum, lk_ptr, lk_joint, 
         scratch = np.zeros((1, 1))
         energies[t] = evaluate_views(
             x[t], ENERGIES, num_expr, joint_pos, parents, bary_sum, lk_ptr, lk_joint,
-            lk_weight, lk_rest, ex_ptr, ex_index, ex_vec, ex_col, col_ptr, col_index, theta_col,
+            lk_weight, lk_rest, ex_basis, ex_ptr, ex_index, ex_vec, col_ptr, col_index, theta_col,
             cameras, mu[t], lmk_scale2[t], np.zeros_like(pixels[t]), np.zeros(num_views),
             expression_weight, joint_weight, intersect_weight, check_rest, check_basis,
             check_scale, scratch, np.zeros(1), pixels[t], np.empty((num_views, 2, 0)), scratch,
@@ -383,8 +384,8 @@ def frame_energies(x, num_expr, joint_pos, parents, bary_sum, lk_ptr, lk_joint, 
 
 @njit(cache=True, parallel=True)
 def smoothing_sweep(parity, x, lower, upper, max_iterations, tolerance, num_expr, joint_pos,
-                    parents, bary_sum, lk_ptr, lk_joint, lk_weight, lk_rest, ex_ptr, ex_index,
-                    ex_vec, ex_col, col_ptr, col_index, theta_col, cameras, mu, lmk_scale2,
+                    parents, bary_sum, lk_ptr, lk_joint, lk_weight, lk_rest, ex_basis, ex_ptr,
+                    ex_index, ex_vec, col_ptr, col_index, theta_col, cameras, mu, lmk_scale2,
                     temporal, view_temporal, neighbours, expression_weight, joint_weight,
                     intersect_weight, check_rest, check_basis, check_scale, pixels, fixed):
     """Refit the frames of the given index parity that are not fixed (F,), each with its
@@ -412,7 +413,7 @@ def smoothing_sweep(parity, x, lower, upper, max_iterations, tolerance, num_expr
         out = pixels[t].copy()
         x_new, _, its, status, _ = solve(
             x[t], lower, upper, max_iterations, tolerance, num_expr, joint_pos, parents,
-            bary_sum, lk_ptr, lk_joint, lk_weight, lk_rest, ex_ptr, ex_index, ex_vec, ex_col,
+            bary_sum, lk_ptr, lk_joint, lk_weight, lk_rest, ex_basis, ex_ptr, ex_index, ex_vec,
             col_ptr, col_index, theta_col, cameras, mu[t], lmk_scale2[t], previous, weights,
             expression_weight, joint_weight, intersect_weight, check_rest, check_basis,
             check_scale, out, np.zeros((x.shape[1], x.shape[1])),

@@ -131,27 +131,34 @@ def forward_kinematics(theta, joint_pos, parents):
     return g_rot, offsets, d_rot, d_off
 
 
+@njit(cache=True, fastmath=FAST_MATH)
+def rest_shapes(psi, lk_rest, ex_basis, rest):
+    """Unposed point of every (landmark, joint) entry, rest (M, 3) = lk_rest (M, 3) +
+    sum_e psi[e] ex_basis[e] (E, M, 3): dense, vectorised over the entries."""
+    out = rest.reshape(-1)
+    out[:] = lk_rest.reshape(-1)
+    for e in range(psi.shape[0]):
+        w = psi[e]
+        if w != 0.0:
+            column = ex_basis[e].reshape(-1)
+            for i in range(out.shape[0]):
+                out[i] += w * column[i]
+
+
 @njit(cache=True, inline="always")
-def _landmark_point(l, psi, theta, g_rot, offsets, bary_sum, lk_ptr, lk_joint, lk_weight,
-                    lk_rest, ex_ptr, ex_index, ex_vec, rest, point):
-    """Model-space position of landmark l into point (3,); rest[m] receives each entry's
-    unposed point."""
+def _landmark_point(l, theta, g_rot, offsets, bary_sum, lk_ptr, lk_joint, lk_weight, rest,
+                    point):
+    """Model-space position of landmark l into point (3,) from its entries' unposed points
+    rest (M, 3) (`rest_shapes`)."""
     for i in range(3):
         point[i] = bary_sum[l] * theta[NUM_ROT + i]
     for m in range(lk_ptr[l], lk_ptr[l + 1]):
-        a0, a1, a2 = lk_rest[m, 0], lk_rest[m, 1], lk_rest[m, 2]
-        for q in range(ex_ptr[m], ex_ptr[m + 1]):
-            w = psi[ex_index[q]]
-            a0 += w * ex_vec[q, 0]
-            a1 += w * ex_vec[q, 1]
-            a2 += w * ex_vec[q, 2]
-        rest[m, 0], rest[m, 1], rest[m, 2] = a0, a1, a2
+        a0, a1, a2 = rest[m, 0], rest[m, 1], rest[m, 2]
         k = lk_joint[m]
         s = lk_weight[m]
         for i in range(3):
             point[i] += (g_rot[k, i, 0] * a0 + g_rot[k, i, 1] * a1 + g_rot[k, i, 2] * a2
                          + s * offsets[k, i])
-
 
 
 @njit(cache=True, inline="always")
@@ -173,9 +180,9 @@ def point_projection(f, r_cam, cam, inv_z, proj):
 
 @njit(cache=True, inline="always")
 def landmark_rows(l, num_expr, proj, g_rot, d_rot, d_off, bary_sum, lk_ptr, lk_joint, lk_weight,
-                  ex_ptr, ex_index, ex_vec, ex_col, theta_col, rest, pr, jrow0, jrow1):
+                  ex_ptr, ex_index, ex_vec, theta_col, rest, pr, jrow0, jrow1):
     """Add landmark l's two pixel Jacobian rows d(u, v)/d[psi, theta] (its column pattern)
-    into jrow0, jrow1 (P,), given proj = d pixels / d point and rest from _landmark_point."""
+    into jrow0, jrow1 (P,), given proj = d pixels / d point and rest (`rest_shapes`)."""
     for m in range(lk_ptr[l], lk_ptr[l + 1]):
         k = lk_joint[m]
         for r in range(2):
@@ -183,11 +190,10 @@ def landmark_rows(l, num_expr, proj, g_rot, d_rot, d_off, bary_sum, lk_ptr, lk_j
                 pr[r, i] = (proj[r, 0] * g_rot[k, 0, i] + proj[r, 1] * g_rot[k, 1, i]
                             + proj[r, 2] * g_rot[k, 2, i])
         for q in range(ex_ptr[m], ex_ptr[m + 1]):
-            if ex_col[q] >= 0:
-                e = ex_index[q]
-                e0, e1, e2 = ex_vec[q, 0], ex_vec[q, 1], ex_vec[q, 2]
-                jrow0[e] += pr[0, 0] * e0 + pr[0, 1] * e1 + pr[0, 2] * e2
-                jrow1[e] += pr[1, 0] * e0 + pr[1, 1] * e1 + pr[1, 2] * e2
+            e = ex_index[q]
+            e0, e1, e2 = ex_vec[q, 0], ex_vec[q, 1], ex_vec[q, 2]
+            jrow0[e] += pr[0, 0] * e0 + pr[0, 1] * e1 + pr[0, 2] * e2
+            jrow1[e] += pr[1, 0] * e0 + pr[1, 1] * e1 + pr[1, 2] * e2
         a0, a1, a2 = rest[m, 0], rest[m, 1], rest[m, 2]
         s = lk_weight[m]
         for j in range(NUM_ROT):
@@ -280,14 +286,15 @@ def frame_weights(mu, sigma, width, height, outside_limit, weight, clean_mu, sca
 
 @njit(cache=True)
 def landmark_positions(psi, theta, joint_pos, parents, bary_sum, lk_ptr, lk_joint, lk_weight,
-                       lk_rest, ex_ptr, ex_index, ex_vec):
+                       lk_rest, ex_basis):
     """Model-space landmarks (L, 3) from the landmark table (= vertices2landmarks(mesh))."""
     g_rot, offsets, _, _ = forward_kinematics(theta, joint_pos, parents)
     out = np.zeros((bary_sum.shape[0], 3))
-    rest = np.zeros((lk_rest.shape[0], 3))
+    rest = np.empty((lk_rest.shape[0], 3))
+    rest_shapes(psi, lk_rest, ex_basis, rest)
     for l in range(bary_sum.shape[0]):
-        _landmark_point(l, psi, theta, g_rot, offsets, bary_sum, lk_ptr, lk_joint, lk_weight,
-                        lk_rest, ex_ptr, ex_index, ex_vec, rest, out[l])
+        _landmark_point(l, theta, g_rot, offsets, bary_sum, lk_ptr, lk_joint, lk_weight, rest,
+                        out[l])
     return out
 
 
@@ -341,7 +348,7 @@ def prior_terms(x, num_expr, with_jtj, expression_weight, joint_weight, intersec
 
 @njit(cache=True, fastmath=FAST_MATH)
 def evaluate(x, derivatives, num_expr, joint_pos, parents, bary_sum, lk_ptr, lk_joint,
-             lk_weight, lk_rest, ex_ptr, ex_index, ex_vec, ex_col, col_ptr, col_index,
+             lk_weight, lk_rest, ex_basis, ex_ptr, ex_index, ex_vec, col_ptr, col_index,
              theta_col, camera, mu, lmk_scale2, previous, temporal_weight, expression_weight,
              joint_weight, intersect_weight, check_rest, check_basis, check_scale, jtj, jtr,
              pixels, rows):
@@ -366,14 +373,15 @@ def evaluate(x, derivatives, num_expr, joint_pos, parents, bary_sum, lk_ptr, lk_
         jtj[:, :] = 0.0
     jrow0 = np.zeros(x.shape[0])   # the landmark's two Jacobian rows, dense, zero outside
     jrow1 = np.zeros(x.shape[0])   # its column pattern
-    rest = np.zeros((lk_rest.shape[0], 3))
+    rest = np.empty((lk_rest.shape[0], 3))
+    rest_shapes(psi, lk_rest, ex_basis, rest)
     proj = np.zeros((2, 3))
     pr = np.zeros((2, 3))
     point = np.zeros(3)
     cam = np.zeros(3)
     for l in range(bary_sum.shape[0]):
-        _landmark_point(l, psi, theta, g_rot, offsets, bary_sum, lk_ptr, lk_joint, lk_weight,
-                        lk_rest, ex_ptr, ex_index, ex_vec, rest, point)
+        _landmark_point(l, theta, g_rot, offsets, bary_sum, lk_ptr, lk_joint, lk_weight, rest,
+                        point)
         if not project_point(point, f, cx, cy, r_cam, t_cam, cam):
             energies[T_LANDMARKS] = np.inf
             return energies
@@ -388,8 +396,7 @@ def evaluate(x, derivatives, num_expr, joint_pos, parents, bary_sum, lk_ptr, lk_
         # rows also for weight 0: landmark_gradient may reuse them with other observations
         point_projection(f, r_cam, cam, inv_z, proj)
         landmark_rows(l, num_expr, proj, g_rot, d_rot, d_off, bary_sum, lk_ptr, lk_joint,
-                      lk_weight, ex_ptr, ex_index, ex_vec, ex_col, theta_col, rest, pr, jrow0,
-                      jrow1)
+                      lk_weight, ex_ptr, ex_index, ex_vec, theta_col, rest, pr, jrow0, jrow1)
         add_landmark_normal_equations(col_ptr[l], col_ptr[l + 1], col_index, jrow0, jrow1,
                                       weight, g0, g1, jtj, jtr, rows)
     if with_jtj:
@@ -407,7 +414,7 @@ def evaluate(x, derivatives, num_expr, joint_pos, parents, bary_sum, lk_ptr, lk_
 
 @njit(cache=True)
 def evaluate_views(x, derivatives, num_expr, joint_pos, parents, bary_sum, lk_ptr, lk_joint,
-                   lk_weight, lk_rest, ex_ptr, ex_index, ex_vec, ex_col, col_ptr, col_index,
+                   lk_weight, lk_rest, ex_basis, ex_ptr, ex_index, ex_vec, col_ptr, col_index,
                    theta_col, cameras, mu, lmk_scale2, previous, temporal_weight,
                    expression_weight, joint_weight, intersect_weight, check_rest, check_basis,
                    check_scale, jtj, jtr, pixels, rows, view_jtj, view_jtr):
@@ -416,13 +423,13 @@ def evaluate_views(x, derivatives, num_expr, joint_pos, parents, bary_sum, lk_pt
     rows (C, 2, N); the expression / joint / intersect terms are counted once. view_jtj
     (P, P), view_jtr (P,) are scratch (unused when C == 1)."""
     energies = evaluate(x, derivatives, num_expr, joint_pos, parents, bary_sum, lk_ptr,
-                        lk_joint, lk_weight, lk_rest, ex_ptr, ex_index, ex_vec, ex_col, col_ptr,
+                        lk_joint, lk_weight, lk_rest, ex_basis, ex_ptr, ex_index, ex_vec, col_ptr,
                         col_index, theta_col, cameras[0], mu[0], lmk_scale2[0], previous[0],
                         temporal_weight[0], expression_weight, joint_weight, intersect_weight,
                         check_rest, check_basis, check_scale, jtj, jtr, pixels[0], rows[0])
     for c in range(1, cameras.shape[0]):
         energies += evaluate(x, derivatives, num_expr, joint_pos, parents, bary_sum, lk_ptr,
-                             lk_joint, lk_weight, lk_rest, ex_ptr, ex_index, ex_vec, ex_col,
+                             lk_joint, lk_weight, lk_rest, ex_basis, ex_ptr, ex_index, ex_vec,
                              col_ptr, col_index, theta_col, cameras[c], mu[c], lmk_scale2[c],
                              previous[c], temporal_weight[c], 0.0, 0.0, 0.0, check_rest,
                              check_basis, check_scale, view_jtj, view_jtr, pixels[c], rows[c])
@@ -452,7 +459,7 @@ def gradient_views(x, num_expr, col_ptr, col_index, mu, lmk_scale2, previous, te
 
 @njit(cache=True)
 def solve(x0, lower, upper, max_iterations, tolerance, num_expr, joint_pos, parents, bary_sum,
-          lk_ptr, lk_joint, lk_weight, lk_rest, ex_ptr, ex_index, ex_vec, ex_col, col_ptr,
+          lk_ptr, lk_joint, lk_weight, lk_rest, ex_basis, ex_ptr, ex_index, ex_vec, col_ptr,
           col_index, theta_col, cameras, mu, lmk_scale2, previous, temporal_weight,
           expression_weight, joint_weight, intersect_weight, check_rest, check_basis,
           check_scale, pixels, jtj, rows, warm):
@@ -479,8 +486,8 @@ def solve(x0, lower, upper, max_iterations, tolerance, num_expr, joint_pos, pare
 
     def energy_at(point, derivatives, out_jtj, out_jtr, out_pixels, out_rows):
         return evaluate_views(point, derivatives, num_expr, joint_pos, parents, bary_sum,
-                              lk_ptr, lk_joint, lk_weight, lk_rest, ex_ptr, ex_index, ex_vec,
-                              ex_col, col_ptr, col_index, theta_col, cameras, mu, lmk_scale2,
+                              lk_ptr, lk_joint, lk_weight, lk_rest, ex_basis, ex_ptr, ex_index,
+                              ex_vec, col_ptr, col_index, theta_col, cameras, mu, lmk_scale2,
                               previous, temporal_weight, expression_weight, joint_weight,
                               intersect_weight, check_rest, check_basis, check_scale, out_jtj,
                               out_jtr, out_pixels, out_rows, view_jtj, view_jtr)

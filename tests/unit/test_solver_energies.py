@@ -90,8 +90,7 @@ def test_landmark_table_equals_the_face_model(face_model):
     beta, psi, theta = random_face(face_model, 2, expression_rate=0.5)
     theta[9:15] = [0.1, -0.2, 0.0, 0.05, 0.1, -0.1]
     table = build_landmark_table(face_model, emb, beta, sparsity_threshold=1e-3)
-    args = table.kernel_args()
-    fast = realtime_kernel.landmark_positions(psi, theta, *args[:10])
+    fast = realtime_kernel.landmark_positions(psi, theta, *table.position_args())
     reference = vertices2landmarks(mesh(face_model, beta, psi, theta),
                                    landmark_vertex_ids(face_model, emb),
                                    emb.barycentric.astype(np.float64))
