@@ -28,9 +28,9 @@ import numpy as np
 from numba import njit, prange
 
 from .lm import DIAGONAL_FLOOR, FAST_MATH, cholesky_factor, cholesky_substitute
-from .realtime_kernel import (ENERGIES, NORMAL_EQUATIONS, _landmark_point, evaluate_views,
-                              forward_kinematics, landmark_rows, point_projection,
-                              project_point, rest_shapes, solve)
+from .realtime_kernel import (ENERGIES, JTJ_DTYPE, NORMAL_EQUATIONS, _landmark_point,
+                              evaluate_views, forward_kinematics, landmark_rows,
+                              point_projection, project_point, rest_shapes, solve)
 
 #: Shared parameters per camera: rotation increment (3), translation (3), focal (1).
 CAMERA_PARAMS = 7
@@ -416,7 +416,7 @@ def smoothing_sweep(parity, x, lower, upper, max_iterations, tolerance, num_expr
             bary_sum, lk_ptr, lk_joint, lk_weight, lk_rest, ex_basis, ex_ptr, ex_index, ex_vec,
             col_ptr, col_index, theta_col, cameras, mu[t], lmk_scale2[t], previous, weights,
             expression_weight, joint_weight, intersect_weight, check_rest, check_basis,
-            check_scale, out, np.zeros((x.shape[1], x.shape[1])),
+            check_scale, out, np.zeros((x.shape[1], x.shape[1]), JTJ_DTYPE),
             np.empty((num_views, 2, col_index.size)), False)
         iterations[t] = its
         if status != 3:

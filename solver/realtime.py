@@ -280,7 +280,7 @@ class RealtimeFitter:
         if warm:
             jtj, rows, pixels = kept[2], kept[3], kept[4].copy()
         else:
-            jtj = np.zeros((x0.size, x0.size))
+            jtj = np.zeros((x0.size, x0.size), kernel.JTJ_DTYPE)
             rows = np.empty((1, 2, self.table.col_index.size))
             pixels = np.zeros_like(prev)
         x, energies, iterations, status, rows = kernel.solve(

@@ -19,6 +19,11 @@ T_LANDMARKS, T_IDENTITY, T_EXPRESSION, T_JOINTS, T_TEMPORAL, T_INTERSECT = range
 # J^T r (and the landmarks' Jacobian rows, from which `landmark_gradient` gives J^T r at the
 # same point for other observations).
 ENERGIES, NORMAL_EQUATIONS = 0, 2
+#: J^T J of the LM is accumulated and kept in float32: the 73 x 73 matrix then fits the L1
+#: cache with the landmark loop's data (float64 does not: ~10 % slower per pass). It is the
+#: LM's curvature model only: J^T r, the energies and hence the solution stay float64, the
+#: damped matrix is factorised in float64 (lm.bounded_step).
+JTJ_DTYPE = np.float32
 
 
 @njit(cache=True, inline="always")
@@ -465,7 +470,8 @@ def solve(x0, lower, upper, max_iterations, tolerance, num_expr, joint_pos, pare
           check_scale, pixels, jtj, rows, warm):
     """Projected LM from x0 over C views (arrays as in `evaluate_views`).
 
-    On return jtj (P, P) holds J^T J, pixels (C, L, 2) the projections at the returned x.
+    On return jtj (P, P) (JTJ_DTYPE) holds J^T J, pixels (C, L, 2) the projections at the
+    returned x.
     With warm, jtj, pixels and rows (C, 2, N) must hold J^T J, the projections and the
     Jacobian rows at x0 on entry (those of a solve that ended at x0 with the same camera
     and identity: the previous frame's when tracking): the start then needs no pass over
@@ -477,11 +483,12 @@ def solve(x0, lower, upper, max_iterations, tolerance, num_expr, joint_pos, pare
     relative decrease below tolerance), 1 converged (no decreasing step), 2 iteration limit,
     3 non-finite energy at the start."""
     size = x0.shape[0]
-    trial_jtj = np.zeros((size, size))
+    trial_jtj = np.empty_like(jtj)
     jtr, trial_jtr = np.zeros(size), np.zeros(size)
-    view_jtj, view_jtr = np.zeros((size, size)), np.zeros(size)
+    views = size if cameras.shape[0] > 1 else 0     # scratch of evaluate_views
+    view_jtj, view_jtr = np.zeros((views, views), jtj.dtype), np.zeros(views)
     x = x0.copy()
-    trial_pixels = pixels.copy()
+    trial_pixels = np.empty_like(pixels)
     trial_rows = np.empty_like(rows)
 
     def energy_at(point, derivatives, out_jtj, out_jtr, out_pixels, out_rows):
