@@ -326,14 +326,20 @@ def prior_terms(x, num_expr, with_jtj, expression_weight, joint_weight, intersec
         return
     grad = np.zeros(num_expr)
     root_w = np.sqrt(intersect_weight)
+    active = np.empty(num_expr, dtype=np.int64)     # the expressions that are on
+    count = 0
+    for e in range(num_expr):
+        if psi[e] != 0.0:
+            active[count] = e
+            count += 1
     for i in range(check_rest.shape[0]):
         q0, q1, q2 = check_rest[i, 0], check_rest[i, 1], check_rest[i, 2]
-        for e in range(num_expr):
+        for c in range(count):
+            e = active[c]
             w = psi[e]
-            if w != 0.0:
-                q0 += w * check_basis[i, e, 0]
-                q1 += w * check_basis[i, e, 1]
-                q2 += w * check_basis[i, e, 2]
+            q0 += w * check_basis[i, e, 0]
+            q1 += w * check_basis[i, e, 1]
+            q2 += w * check_basis[i, e, 2]
         norm = np.sqrt(q0 * q0 + q1 * q1 + q2 * q2)
         if norm >= 1.0:
             continue
