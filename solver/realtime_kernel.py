@@ -18,7 +18,7 @@ T_LANDMARKS, T_IDENTITY, T_EXPRESSION, T_JOINTS, T_TEMPORAL, T_INTERSECT = range
 # What `evaluate` computes besides the energies: nothing, or the normal equations J^T J and
 # J^T r (and the landmarks' Jacobian rows, from which `landmark_gradient` gives J^T r at the
 # same point for other observations).
-ENERGIES, NORMAL_EQUATIONS = 0, 2
+ENERGIES, NORMAL_EQUATIONS = 0, 1
 #: J^T J of the LM is accumulated and kept in float32: the 73 x 73 matrix then fits the L1
 #: cache with the landmark loop's data (float64 does not: ~10 % slower per pass). It is the
 #: LM's curvature model only: J^T r, the energies and hence the solution stay float64, the
