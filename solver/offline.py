@@ -158,7 +158,7 @@ class IdentityContext:
                                                   np.zeros(model.num_identity), np.zeros(e))
         self.check_rest0 = check                                               # (n, 3)
         self.check_identity = np.ascontiguousarray(d_beta.transpose(0, 2, 1))  # (n, B, 3)
-        self.check_basis = np.ascontiguousarray(d_psi.transpose(0, 2, 1))     # (n, E, 3)
+        self.check_basis = np.ascontiguousarray(d_psi.transpose(2, 0, 1))     # (E, n, 3)
         self.lower = np.r_[np.zeros(e), np.full(THETA_SIZE, -np.inf)]
         self.upper = np.r_[np.ones(e), np.full(THETA_SIZE, np.inf)]
 

@@ -29,8 +29,9 @@ from numba import njit, prange
 
 from .lm import DIAGONAL_FLOOR, FAST_MATH, cholesky_factor, cholesky_substitute
 from .realtime_kernel import (ENERGIES, JTJ_DTYPE, NORMAL_EQUATIONS, _landmark_point,
-                              evaluate_views, forward_kinematics, landmark_rows,
-                              point_projection, project_point, rest_shapes, solve)
+                              evaluate_views, forward_kinematics, intersect_points,
+                              landmark_rows, point_projection, project_point, rest_shapes,
+                              solve)
 
 #: Shared parameters per camera: rotation increment (3), translation (3), focal (1).
 CAMERA_PARAMS = 7
@@ -62,7 +63,7 @@ def _identity_offsets(g_rot, joint_identity, parents, out):
 def _intersect_identity(psi, intersect_weight, check_rest, check_basis, check_scale,
                         check_identity, w, v, g_shared):
     """E_intersect's beta rows of one frame: r_i = sqrt(weight) scale_i (1 - |q_i|) for the
-    checked vertices inside their shape, q_i = check_rest_i + sum_e psi_e check_basis_ie
+    checked vertices inside their shape, q_i = check_rest_i + sum_e psi_e check_basis_ei
     (+ beta through check_identity), added to w (P, S) (expression columns), v (S, S) (upper
     triangle) and g_shared (S,) over the beta block (the expression block is the real-time
     kernel's)."""
@@ -70,13 +71,9 @@ def _intersect_identity(psi, intersect_weight, check_rest, check_basis, check_sc
     num_beta = check_identity.shape[1]
     root_w = np.sqrt(intersect_weight)
     d_psi, d_beta = np.zeros(num_expr), np.zeros(num_beta)
-    for i in range(check_rest.shape[0]):
-        q0, q1, q2 = check_rest[i, 0], check_rest[i, 1], check_rest[i, 2]
-        for e in range(num_expr):
-            if psi[e] != 0.0:
-                q0 += psi[e] * check_basis[i, e, 0]
-                q1 += psi[e] * check_basis[i, e, 1]
-                q2 += psi[e] * check_basis[i, e, 2]
+    q = intersect_points(psi, check_rest, check_basis)
+    for i in range(q.shape[0]):
+        q0, q1, q2 = q[i, 0], q[i, 1], q[i, 2]
         norm = np.sqrt(q0 * q0 + q1 * q1 + q2 * q2)
         if norm >= 1.0:
             continue
@@ -84,8 +81,8 @@ def _intersect_identity(psi, intersect_weight, check_rest, check_basis, check_sc
         r = s * (1.0 - norm)
         c = -s / max(norm, 1e-12)
         for e in range(num_expr):
-            d_psi[e] = c * (q0 * check_basis[i, e, 0] + q1 * check_basis[i, e, 1]
-                            + q2 * check_basis[i, e, 2])
+            d_psi[e] = c * (q0 * check_basis[e, i, 0] + q1 * check_basis[e, i, 1]
+                            + q2 * check_basis[e, i, 2])
         for b in range(num_beta):
             d_beta[b] = c * (q0 * check_identity[i, b, 0] + q1 * check_identity[i, b, 1]
                              + q2 * check_identity[i, b, 2])

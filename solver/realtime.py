@@ -99,7 +99,7 @@ def build_landmark_table(model: FaceModel, embedding: LandmarkEmbedding, beta: n
     lk_ptr, lk_joint, lk_weight, lk_rest = [0], [], [], []
     ex_basis, ex_ptr, ex_index, ex_vec = [], [0], [], []
     col_ptr, col_index = [0], []
-    theta_col = np.full((len(embedding), THETA_SIZE), -1, dtype=np.int64)
+    theta_col = np.full((len(embedding), THETA_SIZE), -1, dtype=np.int32)
     num_expr = model.num_expressions
     for l in range(len(embedding)):
         jac_expr = np.nonzero(moves[l])[0]
@@ -126,8 +126,8 @@ def build_landmark_table(model: FaceModel, embedding: LandmarkEmbedding, beta: n
         col_index.extend(list(jac_expr) + [num_expr + t for t in thetas])
         col_ptr.append(len(col_index))
 
-    def ints(values):
-        return np.asarray(values, dtype=np.int64)
+    def ints(values):   # int32: the kernel reads these every pass, half the memory traffic
+        return np.asarray(values, dtype=np.int32)
 
     return LandmarkTable(
         joint_pos=joints(model, beta), bary_sum=bary.sum(1), lk_ptr=ints(lk_ptr),
@@ -210,13 +210,12 @@ def camera_vector(camera: Camera) -> np.ndarray:
 def collider_tables(model: FaceModel, colliders: Colliders, beta: np.ndarray
                     ) -> tuple[np.ndarray, np.ndarray]:
     """The kernel's E_intersect data at identity beta: checked vertices in their shape's
-    normalised frame at psi = 0 (n, 3) and their change per expression (n, E, 3)."""
+    normalised frame at psi = 0 (n, 3) and their change per expression (E, n, 3)."""
     ids = colliders.vertex_ids
     rest = ((shape(model, beta, np.zeros(model.num_expressions), ids) - colliders.centres(beta))
             * colliders.inverse_axes)
-    basis = np.ascontiguousarray(
-        (model.expression_basis[:, ids] * colliders.inverse_axes).transpose(1, 0, 2),
-        dtype=np.float64)
+    basis = np.ascontiguousarray(model.expression_basis[:, ids] * colliders.inverse_axes,
+                                 dtype=np.float64)
     return rest, basis
 
 

@@ -304,6 +304,22 @@ def landmark_positions(psi, theta, joint_pos, parents, bary_sum, lk_ptr, lk_join
 
 
 @njit(cache=True, fastmath=FAST_MATH)
+def intersect_points(psi, check_rest, check_basis):
+    """E_intersect's checked vertices in their shapes' normalised frames, q (n, 3) =
+    check_rest (n, 3) + sum_e psi[e] check_basis[e] (E, n, 3): dense over the vertices, only
+    the expressions that are on are read."""
+    q = check_rest.copy()
+    flat = q.reshape(-1)
+    for e in range(psi.shape[0]):
+        w = psi[e]
+        if w != 0.0:
+            column = check_basis[e].reshape(-1)
+            for i in range(flat.shape[0]):
+                flat[i] += w * column[i]
+    return q
+
+
+@njit(cache=True, fastmath=FAST_MATH)
 def prior_terms(x, num_expr, with_jtj, expression_weight, joint_weight, intersect_weight,
                 check_rest, check_basis, check_scale, energies, jtj, jtr):
     """E_expression, E_joints (neck, head, eyes: theta[3:15]) and E_intersect at x (P,) into
@@ -326,20 +342,9 @@ def prior_terms(x, num_expr, with_jtj, expression_weight, joint_weight, intersec
         return
     grad = np.zeros(num_expr)
     root_w = np.sqrt(intersect_weight)
-    active = np.empty(num_expr, dtype=np.int64)     # the expressions that are on
-    count = 0
-    for e in range(num_expr):
-        if psi[e] != 0.0:
-            active[count] = e
-            count += 1
-    for i in range(check_rest.shape[0]):
-        q0, q1, q2 = check_rest[i, 0], check_rest[i, 1], check_rest[i, 2]
-        for c in range(count):
-            e = active[c]
-            w = psi[e]
-            q0 += w * check_basis[i, e, 0]
-            q1 += w * check_basis[i, e, 1]
-            q2 += w * check_basis[i, e, 2]
+    q = intersect_points(psi, check_rest, check_basis)
+    for i in range(q.shape[0]):
+        q0, q1, q2 = q[i, 0], q[i, 1], q[i, 2]
         norm = np.sqrt(q0 * q0 + q1 * q1 + q2 * q2)
         if norm >= 1.0:
             continue
@@ -348,8 +353,8 @@ def prior_terms(x, num_expr, with_jtj, expression_weight, joint_weight, intersec
         energies[T_INTERSECT] += r * r
         inv = 1.0 / max(norm, 1e-12)
         for e in range(num_expr):
-            grad[e] = -s * inv * (q0 * check_basis[i, e, 0] + q1 * check_basis[i, e, 1]
-                                  + q2 * check_basis[i, e, 2])
+            grad[e] = -s * inv * (q0 * check_basis[e, i, 0] + q1 * check_basis[e, i, 1]
+                                  + q2 * check_basis[e, i, 2])
         for a in range(num_expr):
             jtr[a] += grad[a] * r
             if with_jtj:
