@@ -29,9 +29,8 @@ from numba import njit, prange
 
 from .lm import DIAGONAL_FLOOR, FAST_MATH, cholesky_factor, cholesky_substitute
 from .realtime_kernel import (ENERGIES, JTJ_DTYPE, NORMAL_EQUATIONS, _landmark_point,
-                              evaluate_views, forward_kinematics, intersect_points,
-                              landmark_rows, point_projection, project_point, rest_shapes,
-                              solve)
+                              blend_shapes, evaluate_views, forward_kinematics, landmark_rows,
+                              point_projection, project_point, solve)
 
 #: Shared parameters per camera: rotation increment (3), translation (3), focal (1).
 CAMERA_PARAMS = 7
@@ -71,7 +70,8 @@ def _intersect_identity(psi, intersect_weight, check_rest, check_basis, check_sc
     num_beta = check_identity.shape[1]
     root_w = np.sqrt(intersect_weight)
     d_psi, d_beta = np.zeros(num_expr), np.zeros(num_beta)
-    q = intersect_points(psi, check_rest, check_basis)
+    q = np.empty_like(check_rest)
+    blend_shapes(psi, check_rest, check_basis, q)
     for i in range(q.shape[0]):
         q0, q1, q2 = q[i, 0], q[i, 1], q[i, 2]
         norm = np.sqrt(q0 * q0 + q1 * q1 + q2 * q2)
@@ -135,7 +135,7 @@ def schur_blocks(x, num_expr, joint_pos, parents, bary_sum, lk_ptr, lk_joint, lk
         d_off_beta = np.zeros((num_beta, parents.shape[0], 3))
         _identity_offsets(g_rot, joint_identity, parents, d_off_beta)
         rest = np.empty((lk_rest.shape[0], 3))
-        rest_shapes(psi, lk_rest, ex_basis, rest)
+        blend_shapes(psi, lk_rest, ex_basis, rest)
         point, cam = np.zeros(3), np.zeros(3)
         proj, pr = np.zeros((2, 3)), np.zeros((2, 3))
         jrow0, jrow1 = np.zeros(size), np.zeros(size)

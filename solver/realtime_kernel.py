@@ -137,24 +137,26 @@ def forward_kinematics(theta, joint_pos, parents):
 
 
 @njit(cache=True, fastmath=FAST_MATH)
-def rest_shapes(psi, lk_rest, ex_basis, rest):
-    """Unposed point of every (landmark, joint) entry, rest (M, 3) = lk_rest (M, 3) +
-    sum_e psi[e] ex_basis[e] (E, M, 3): dense, vectorised over the entries."""
-    out = rest.reshape(-1)
-    out[:] = lk_rest.reshape(-1)
+def blend_shapes(psi, base, basis, out):
+    """out (n, 3) = base (n, 3) + sum_e psi[e] basis[e] (E, n, 3): dense over the n points,
+    only the expressions that are on are read. The landmark entries' unposed points (rest
+    from lk_rest, ex_basis) and E_intersect's checked vertices (from check_rest,
+    check_basis)."""
+    flat = out.reshape(-1)
+    flat[:] = base.reshape(-1)
     for e in range(psi.shape[0]):
         w = psi[e]
         if w != 0.0:
-            column = ex_basis[e].reshape(-1)
-            for i in range(out.shape[0]):
-                out[i] += w * column[i]
+            column = basis[e].reshape(-1)
+            for i in range(flat.shape[0]):
+                flat[i] += w * column[i]
 
 
 @njit(cache=True, inline="always")
 def _landmark_point(l, theta, g_rot, offsets, bary_sum, lk_ptr, lk_joint, lk_weight, rest,
                     point):
     """Model-space position of landmark l into point (3,) from its entries' unposed points
-    rest (M, 3) (`rest_shapes`)."""
+    rest (M, 3) (`blend_shapes`)."""
     for i in range(3):
         point[i] = bary_sum[l] * theta[NUM_ROT + i]
     for m in range(lk_ptr[l], lk_ptr[l + 1]):
@@ -187,7 +189,7 @@ def point_projection(f, r_cam, cam, inv_z, proj):
 def landmark_rows(l, num_expr, proj, g_rot, d_rot, d_off, bary_sum, lk_ptr, lk_joint, lk_weight,
                   ex_ptr, ex_index, ex_vec, theta_col, rest, pr, jrow0, jrow1):
     """Add landmark l's two pixel Jacobian rows d(u, v)/d[psi, theta] (its column pattern)
-    into jrow0, jrow1 (P,), given proj = d pixels / d point and rest (`rest_shapes`)."""
+    into jrow0, jrow1 (P,), given proj = d pixels / d point and rest (`blend_shapes`)."""
     for m in range(lk_ptr[l], lk_ptr[l + 1]):
         k = lk_joint[m]
         for r in range(2):
@@ -296,27 +298,11 @@ def landmark_positions(psi, theta, joint_pos, parents, bary_sum, lk_ptr, lk_join
     g_rot, offsets, _, _ = forward_kinematics(theta, joint_pos, parents)
     out = np.zeros((bary_sum.shape[0], 3))
     rest = np.empty((lk_rest.shape[0], 3))
-    rest_shapes(psi, lk_rest, ex_basis, rest)
+    blend_shapes(psi, lk_rest, ex_basis, rest)
     for l in range(bary_sum.shape[0]):
         _landmark_point(l, theta, g_rot, offsets, bary_sum, lk_ptr, lk_joint, lk_weight, rest,
                         out[l])
     return out
-
-
-@njit(cache=True, fastmath=FAST_MATH)
-def intersect_points(psi, check_rest, check_basis):
-    """E_intersect's checked vertices in their shapes' normalised frames, q (n, 3) =
-    check_rest (n, 3) + sum_e psi[e] check_basis[e] (E, n, 3): dense over the vertices, only
-    the expressions that are on are read."""
-    q = check_rest.copy()
-    flat = q.reshape(-1)
-    for e in range(psi.shape[0]):
-        w = psi[e]
-        if w != 0.0:
-            column = check_basis[e].reshape(-1)
-            for i in range(flat.shape[0]):
-                flat[i] += w * column[i]
-    return q
 
 
 @njit(cache=True, fastmath=FAST_MATH)
@@ -342,7 +328,8 @@ def prior_terms(x, num_expr, with_jtj, expression_weight, joint_weight, intersec
         return
     grad = np.zeros(num_expr)
     root_w = np.sqrt(intersect_weight)
-    q = intersect_points(psi, check_rest, check_basis)
+    q = np.empty_like(check_rest)
+    blend_shapes(psi, check_rest, check_basis, q)
     for i in range(q.shape[0]):
         q0, q1, q2 = q[i, 0], q[i, 1], q[i, 2]
         norm = np.sqrt(q0 * q0 + q1 * q1 + q2 * q2)
@@ -390,7 +377,7 @@ def evaluate(x, derivatives, num_expr, joint_pos, parents, bary_sum, lk_ptr, lk_
     jrow0 = np.zeros(x.shape[0])   # the landmark's two Jacobian rows, dense, zero outside
     jrow1 = np.zeros(x.shape[0])   # its column pattern
     rest = np.empty((lk_rest.shape[0], 3))
-    rest_shapes(psi, lk_rest, ex_basis, rest)
+    blend_shapes(psi, lk_rest, ex_basis, rest)
     proj = np.zeros((2, 3))
     pr = np.zeros((2, 3))
     point = np.zeros(3)
