@@ -29,8 +29,9 @@ from numba import njit, prange
 
 from .lm import DIAGONAL_FLOOR, FAST_MATH, cholesky_factor, cholesky_substitute
 from .realtime_kernel import (ENERGIES, JTJ_DTYPE, NORMAL_EQUATIONS, _landmark_point,
-                              blend_shapes, evaluate_views, forward_kinematics, landmark_rows,
-                              point_projection, project_point, solve)
+                              blend_shapes, evaluate_views, forward_kinematics,
+                              intersect_residual, landmark_rows, point_projection,
+                              project_point, solve)
 
 #: Shared parameters per camera: rotation increment (3), translation (3), focal (1).
 CAMERA_PARAMS = 7
@@ -73,19 +74,12 @@ def _intersect_identity(psi, intersect_weight, check_rest, check_basis, check_sc
     q = np.empty_like(check_rest)
     blend_shapes(psi, check_rest, check_basis, q)
     for i in range(q.shape[0]):
-        q0, q1, q2 = q[i, 0], q[i, 1], q[i, 2]
-        norm = np.sqrt(q0 * q0 + q1 * q1 + q2 * q2)
-        if norm >= 1.0:
+        r, c = intersect_residual(q, i, root_w, check_scale, check_basis, d_psi)
+        if r == 0.0:
             continue
-        s = root_w * check_scale[i]
-        r = s * (1.0 - norm)
-        c = -s / max(norm, 1e-12)
-        for e in range(num_expr):
-            d_psi[e] = c * (q0 * check_basis[e, i, 0] + q1 * check_basis[e, i, 1]
-                            + q2 * check_basis[e, i, 2])
         for b in range(num_beta):
-            d_beta[b] = c * (q0 * check_identity[i, b, 0] + q1 * check_identity[i, b, 1]
-                             + q2 * check_identity[i, b, 2])
+            d_beta[b] = c * (q[i, 0] * check_identity[i, b, 0] + q[i, 1] * check_identity[i, b, 1]
+                             + q[i, 2] * check_identity[i, b, 2])
         for a in range(num_beta):
             g_shared[a] += d_beta[a] * r
             for b in range(a, num_beta):

@@ -305,6 +305,23 @@ def landmark_positions(psi, theta, joint_pos, parents, bary_sum, lk_ptr, lk_join
     return out
 
 
+@njit(cache=True, inline="always")
+def intersect_residual(q, i, root_w, check_scale, check_basis, d_psi):
+    """E_intersect's residual of checked vertex i at q (n, 3) (`blend_shapes`):
+    r = root_w check_scale[i] (1 - |q_i|) when it is inside its shape (|q_i| < 1), else 0.
+    Inside, d_psi (E,) receives dr/dpsi. Returns (r, c) with dr/dq_i = c q_i."""
+    q0, q1, q2 = q[i, 0], q[i, 1], q[i, 2]
+    norm = np.sqrt(q0 * q0 + q1 * q1 + q2 * q2)
+    if norm >= 1.0:
+        return 0.0, 0.0
+    s = root_w * check_scale[i]
+    c = -s / max(norm, 1e-12)
+    for e in range(d_psi.shape[0]):
+        d_psi[e] = c * (q0 * check_basis[e, i, 0] + q1 * check_basis[e, i, 1]
+                        + q2 * check_basis[e, i, 2])
+    return s * (1.0 - norm), c
+
+
 @njit(cache=True, fastmath=FAST_MATH)
 def prior_terms(x, num_expr, with_jtj, expression_weight, joint_weight, intersect_weight,
                 check_rest, check_basis, check_scale, energies, jtj, jtr):
@@ -331,17 +348,10 @@ def prior_terms(x, num_expr, with_jtj, expression_weight, joint_weight, intersec
     q = np.empty_like(check_rest)
     blend_shapes(psi, check_rest, check_basis, q)
     for i in range(q.shape[0]):
-        q0, q1, q2 = q[i, 0], q[i, 1], q[i, 2]
-        norm = np.sqrt(q0 * q0 + q1 * q1 + q2 * q2)
-        if norm >= 1.0:
+        r, _ = intersect_residual(q, i, root_w, check_scale, check_basis, grad)
+        if r == 0.0:
             continue
-        s = root_w * check_scale[i]
-        r = s * (1.0 - norm)
         energies[T_INTERSECT] += r * r
-        inv = 1.0 / max(norm, 1e-12)
-        for e in range(num_expr):
-            grad[e] = -s * inv * (q0 * check_basis[e, i, 0] + q1 * check_basis[e, i, 1]
-                                  + q2 * check_basis[e, i, 2])
         for a in range(num_expr):
             jtr[a] += grad[a] * r
             if with_jtj:
