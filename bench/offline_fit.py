@@ -67,7 +67,7 @@ def make_clip(model, embedding, frames: int, seed: int = 0):
     psi = np.repeat(psi0[None] * 0.3, frames, axis=0)
     for k, e in enumerate((0, 10, 20)):
         psi[:, e] = 0.5 + 0.45 * np.sin(2 * np.pi * t / (1.3 + 0.7 * k))
-    args = build_landmark_table(model, embedding, beta, 1e-3).kernel_args()[:10]
+    args = build_landmark_table(model, embedding, beta, 1e-3).position_args()
     rng = np.random.default_rng(seed + 1)
     mu = np.empty((frames, 1, len(embedding), 2))
     for i in range(frames):

@@ -158,7 +158,7 @@ class IdentityContext:
                                                   np.zeros(model.num_identity), np.zeros(e))
         self.check_rest0 = check                                               # (n, 3)
         self.check_identity = np.ascontiguousarray(d_beta.transpose(0, 2, 1))  # (n, B, 3)
-        self.check_basis = np.ascontiguousarray(d_psi.transpose(0, 2, 1))     # (n, E, 3)
+        self.check_basis = np.ascontiguousarray(d_psi.transpose(2, 0, 1))     # (E, n, 3)
         self.lower = np.r_[np.zeros(e), np.full(THETA_SIZE, -np.inf)]
         self.upper = np.r_[np.ones(e), np.full(THETA_SIZE, np.inf)]
 
@@ -369,7 +369,7 @@ def project_landmarks(model: FaceModel, embedding: LandmarkEmbedding, beta: np.n
                       camera: Camera, psi: np.ndarray, theta: np.ndarray) -> np.ndarray:
     """Projected landmarks (F, L, 2) of F frames psi (F, E), theta (F, 18)."""
     table = build_landmark_table(model, embedding, np.asarray(beta, float), 1e-3)
-    args = table.kernel_args()[:10]
+    args = table.position_args()
     points = np.stack([landmark_positions(p, t, *args) for p, t in zip(psi, theta)])
     return camera.project(points.reshape(-1, 3)).reshape(len(psi), -1, 2)
 

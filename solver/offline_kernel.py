@@ -28,8 +28,9 @@ import numpy as np
 from numba import njit, prange
 
 from .lm import DIAGONAL_FLOOR, FAST_MATH, cholesky_factor, cholesky_substitute
-from .realtime_kernel import (ENERGIES, NORMAL_EQUATIONS, _landmark_point, evaluate_views,
-                              forward_kinematics, landmark_rows, point_projection,
+from .realtime_kernel import (ENERGIES, JTJ_DTYPE, NORMAL_EQUATIONS, _landmark_point,
+                              blend_shapes, evaluate_views, forward_kinematics,
+                              intersect_residual, landmark_rows, point_projection,
                               project_point, solve)
 
 #: Shared parameters per camera: rotation increment (3), translation (3), focal (1).
@@ -62,7 +63,7 @@ def _identity_offsets(g_rot, joint_identity, parents, out):
 def _intersect_identity(psi, intersect_weight, check_rest, check_basis, check_scale,
                         check_identity, w, v, g_shared):
     """E_intersect's beta rows of one frame: r_i = sqrt(weight) scale_i (1 - |q_i|) for the
-    checked vertices inside their shape, q_i = check_rest_i + sum_e psi_e check_basis_ie
+    checked vertices inside their shape, q_i = check_rest_i + sum_e psi_e check_basis_ei
     (+ beta through check_identity), added to w (P, S) (expression columns), v (S, S) (upper
     triangle) and g_shared (S,) over the beta block (the expression block is the real-time
     kernel's)."""
@@ -70,25 +71,15 @@ def _intersect_identity(psi, intersect_weight, check_rest, check_basis, check_sc
     num_beta = check_identity.shape[1]
     root_w = np.sqrt(intersect_weight)
     d_psi, d_beta = np.zeros(num_expr), np.zeros(num_beta)
-    for i in range(check_rest.shape[0]):
-        q0, q1, q2 = check_rest[i, 0], check_rest[i, 1], check_rest[i, 2]
-        for e in range(num_expr):
-            if psi[e] != 0.0:
-                q0 += psi[e] * check_basis[i, e, 0]
-                q1 += psi[e] * check_basis[i, e, 1]
-                q2 += psi[e] * check_basis[i, e, 2]
-        norm = np.sqrt(q0 * q0 + q1 * q1 + q2 * q2)
-        if norm >= 1.0:
+    q = np.empty_like(check_rest)
+    blend_shapes(psi, check_rest, check_basis, q)
+    for i in range(q.shape[0]):
+        r, c = intersect_residual(q, i, root_w, check_scale, check_basis, d_psi)
+        if r == 0.0:
             continue
-        s = root_w * check_scale[i]
-        r = s * (1.0 - norm)
-        c = -s / max(norm, 1e-12)
-        for e in range(num_expr):
-            d_psi[e] = c * (q0 * check_basis[i, e, 0] + q1 * check_basis[i, e, 1]
-                            + q2 * check_basis[i, e, 2])
         for b in range(num_beta):
-            d_beta[b] = c * (q0 * check_identity[i, b, 0] + q1 * check_identity[i, b, 1]
-                             + q2 * check_identity[i, b, 2])
+            d_beta[b] = c * (q[i, 0] * check_identity[i, b, 0] + q[i, 1] * check_identity[i, b, 1]
+                             + q[i, 2] * check_identity[i, b, 2])
         for a in range(num_beta):
             g_shared[a] += d_beta[a] * r
             for b in range(a, num_beta):
@@ -101,7 +92,7 @@ def _intersect_identity(psi, intersect_weight, check_rest, check_basis, check_sc
 
 @njit(cache=True, parallel=True, fastmath=FAST_MATH)
 def schur_blocks(x, num_expr, joint_pos, parents, bary_sum, lk_ptr, lk_joint, lk_weight, lk_rest,
-                 ex_ptr, ex_index, ex_vec, ex_col, col_ptr, col_index, theta_col, lk_identity,
+                 ex_basis, ex_ptr, ex_index, ex_vec, col_ptr, col_index, theta_col, lk_identity,
                  joint_identity, check_identity, cameras, mu, lmk_scale2, expression_weight,
                  joint_weight, intersect_weight, check_rest, check_basis, check_scale, u, g_frame,
                  w, v, g_shared, energies):
@@ -122,10 +113,11 @@ def schur_blocks(x, num_expr, joint_pos, parents, bary_sum, lk_ptr, lk_joint, lk
         pixels = np.zeros((num_views, num_lmk, 2))
         energies[t] = evaluate_views(
             x[t], NORMAL_EQUATIONS, num_expr, joint_pos, parents, bary_sum, lk_ptr, lk_joint,
-            lk_weight, lk_rest, ex_ptr, ex_index, ex_vec, ex_col, col_ptr, col_index, theta_col,
+            lk_weight, lk_rest, ex_basis, ex_ptr, ex_index, ex_vec, col_ptr, col_index, theta_col,
             cameras, mu[t], lmk_scale2[t], np.zeros_like(pixels), np.zeros(num_views),
             expression_weight, joint_weight, intersect_weight, check_rest, check_basis,
-            check_scale, u[t], g_frame[t], pixels, view_jtj, view_jtr)
+            check_scale, u[t], g_frame[t], pixels, np.empty((num_views, 2, col_index.size)),
+            view_jtj, view_jtr)
         w[t, :, :] = 0.0
         v[t, :, :] = 0.0
         g_shared[t, :] = 0.0
@@ -136,7 +128,8 @@ def schur_blocks(x, num_expr, joint_pos, parents, bary_sum, lk_ptr, lk_joint, lk
         g_rot, offsets, d_rot, d_off = forward_kinematics(theta, joint_pos, parents)
         d_off_beta = np.zeros((num_beta, parents.shape[0], 3))
         _identity_offsets(g_rot, joint_identity, parents, d_off_beta)
-        rest = np.zeros((lk_rest.shape[0], 3))
+        rest = np.empty((lk_rest.shape[0], 3))
+        blend_shapes(psi, lk_rest, ex_basis, rest)
         point, cam = np.zeros(3), np.zeros(3)
         proj, pr = np.zeros((2, 3)), np.zeros((2, 3))
         jrow0, jrow1 = np.zeros(size), np.zeros(size)
@@ -154,8 +147,8 @@ def schur_blocks(x, num_expr, joint_pos, parents, bary_sum, lk_ptr, lk_joint, lk
                 h = lmk_scale2[t, c, l]
                 if h == 0.0:
                     continue
-                _landmark_point(l, psi, theta, g_rot, offsets, bary_sum, lk_ptr, lk_joint,
-                                lk_weight, lk_rest, ex_ptr, ex_index, ex_vec, rest, point)
+                _landmark_point(l, theta, g_rot, offsets, bary_sum, lk_ptr, lk_joint,
+                                lk_weight, rest, point)
                 project_point(point, f, cx, cy, r_cam, t_cam, cam)
                 inv_z = 1.0 / cam[2]
                 nx, ny = cam[0] * inv_z, cam[1] * inv_z
@@ -163,8 +156,8 @@ def schur_blocks(x, num_expr, joint_pos, parents, bary_sum, lk_ptr, lk_joint, lk
                 g1 = h * (f * ny + cy - mu[t, c, l, 1])
                 point_projection(f, r_cam, cam, inv_z, proj)
                 landmark_rows(l, num_expr, proj, g_rot, d_rot, d_off, bary_sum, lk_ptr,
-                              lk_joint, lk_weight, ex_ptr, ex_index, ex_vec, ex_col, theta_col,
-                              rest, pr, jrow0, jrow1)
+                              lk_joint, lk_weight, ex_ptr, ex_index, ex_vec, theta_col, rest,
+                              pr, jrow0, jrow1)
                 # shared rows: beta through the rest shape and the joints
                 js0[:] = 0.0
                 js1[:] = 0.0
@@ -363,7 +356,7 @@ def frame_steps(u, g_frame, w, shared_step, x, lower, upper, held, fixed, dampin
 
 @njit(cache=True, parallel=True)
 def frame_energies(x, num_expr, joint_pos, parents, bary_sum, lk_ptr, lk_joint, lk_weight,
-                   lk_rest, ex_ptr, ex_index, ex_vec, ex_col, col_ptr, col_index, theta_col,
+                   lk_rest, ex_basis, ex_ptr, ex_index, ex_vec, col_ptr, col_index, theta_col,
                    cameras, mu, lmk_scale2, expression_weight, joint_weight, intersect_weight,
                    check_rest, check_basis, check_scale, pixels, energies):
     """Per-term energies (F, 6) without E_temporal and projections pixels (F, C, L, 2)."""
@@ -373,16 +366,17 @@ def frame_energies(x, num_expr, joint_pos, parents, bary_sum, lk_ptr, lk_joint, 
         scratch = np.zeros((1, 1))
         energies[t] = evaluate_views(
             x[t], ENERGIES, num_expr, joint_pos, parents, bary_sum, lk_ptr, lk_joint,
-            lk_weight, lk_rest, ex_ptr, ex_index, ex_vec, ex_col, col_ptr, col_index, theta_col,
+            lk_weight, lk_rest, ex_basis, ex_ptr, ex_index, ex_vec, col_ptr, col_index, theta_col,
             cameras, mu[t], lmk_scale2[t], np.zeros_like(pixels[t]), np.zeros(num_views),
             expression_weight, joint_weight, intersect_weight, check_rest, check_basis,
-            check_scale, scratch, np.zeros(1), pixels[t], scratch, np.zeros(1))
+            check_scale, scratch, np.zeros(1), pixels[t], np.empty((num_views, 2, 0)), scratch,
+            np.zeros(1))
 
 
 @njit(cache=True, parallel=True)
 def smoothing_sweep(parity, x, lower, upper, max_iterations, tolerance, num_expr, joint_pos,
-                    parents, bary_sum, lk_ptr, lk_joint, lk_weight, lk_rest, ex_ptr, ex_index,
-                    ex_vec, ex_col, col_ptr, col_index, theta_col, cameras, mu, lmk_scale2,
+                    parents, bary_sum, lk_ptr, lk_joint, lk_weight, lk_rest, ex_basis, ex_ptr,
+                    ex_index, ex_vec, col_ptr, col_index, theta_col, cameras, mu, lmk_scale2,
                     temporal, view_temporal, neighbours, expression_weight, joint_weight,
                     intersect_weight, check_rest, check_basis, check_scale, pixels, fixed):
     """Refit the frames of the given index parity that are not fixed (F,), each with its
@@ -408,12 +402,13 @@ def smoothing_sweep(parity, x, lower, upper, max_iterations, tolerance, num_expr
             previous /= count
         weights = temporal * count * view_temporal
         out = pixels[t].copy()
-        x_new, _, its, status = solve(
+        x_new, _, its, status, _ = solve(
             x[t], lower, upper, max_iterations, tolerance, num_expr, joint_pos, parents,
-            bary_sum, lk_ptr, lk_joint, lk_weight, lk_rest, ex_ptr, ex_index, ex_vec, ex_col,
+            bary_sum, lk_ptr, lk_joint, lk_weight, lk_rest, ex_basis, ex_ptr, ex_index, ex_vec,
             col_ptr, col_index, theta_col, cameras, mu[t], lmk_scale2[t], previous, weights,
             expression_weight, joint_weight, intersect_weight, check_rest, check_basis,
-            check_scale, out, np.zeros((x.shape[1], x.shape[1])), False)
+            check_scale, out, np.zeros((x.shape[1], x.shape[1]), JTJ_DTYPE),
+            np.empty((num_views, 2, col_index.size)), False)
         iterations[t] = its
         if status != 3:
             x[t] = x_new

@@ -45,11 +45,13 @@ class LandmarkTable:
     """The landmarks of one embedding for one identity, specialised for the kernel.
 
     Landmark l = bary_sum[l] * t + sum over its (l, k) entries m (joints k with weight
-    lk_weight[m] = sum_c b_c w_ck) of R_k (lk_rest[m] + sum_q psi[ex_index[q]] ex_vec[q]) +
-    lk_weight[m] offset_k, q over ex_ptr[m]:ex_ptr[m+1] (every expression with a non-zero
-    entry, so this equals vertices2landmarks(mesh(...))). ex_col[q] is the entry's column in
-    the landmark's Jacobian row (-1: below the sparsity threshold), col_index[col_ptr[l]:]
-    the global parameter of each column, theta_col (L, 18) the column of each theta entry.
+    lk_weight[m] = sum_c b_c w_ck) of R_k (lk_rest[m] + sum_e psi[e] ex_basis[e, m]) +
+    lk_weight[m] offset_k (ex_basis (E, M, 3) dense, every expression, so this equals
+    vertices2landmarks(mesh(...))). The Jacobian keeps the static sparsity: ex_index[q],
+    ex_vec[q] for q in ex_ptr[m]:ex_ptr[m+1] are the entry's expressions above the sparsity
+    threshold and their vectors, col_index[col_ptr[l]:col_ptr[l+1]] the global parameter of
+    each column of landmark l's Jacobian row, theta_col (L, 18) the column of each theta entry
+    (-1: not in the row).
     """
 
     joint_pos: np.ndarray
@@ -58,19 +60,23 @@ class LandmarkTable:
     lk_joint: np.ndarray
     lk_weight: np.ndarray
     lk_rest: np.ndarray
+    ex_basis: np.ndarray
     ex_ptr: np.ndarray
     ex_index: np.ndarray
     ex_vec: np.ndarray
-    ex_col: np.ndarray
     col_ptr: np.ndarray
     col_index: np.ndarray
     theta_col: np.ndarray
 
     def kernel_args(self) -> tuple:
         return (self.joint_pos, np.asarray([-1, 0, 1, 2, 2], dtype=np.int64), self.bary_sum,
-                self.lk_ptr, self.lk_joint, self.lk_weight, self.lk_rest, self.ex_ptr,
-                self.ex_index, self.ex_vec, self.ex_col, self.col_ptr, self.col_index,
+                self.lk_ptr, self.lk_joint, self.lk_weight, self.lk_rest, self.ex_basis,
+                self.ex_ptr, self.ex_index, self.ex_vec, self.col_ptr, self.col_index,
                 self.theta_col)
+
+    def position_args(self) -> tuple:
+        """The leading kernel_args that `realtime_kernel.landmark_positions` takes."""
+        return self.kernel_args()[:8]
 
     @property
     def mean_jacobian_expressions(self) -> float:
@@ -91,24 +97,23 @@ def build_landmark_table(model: FaceModel, embedding: LandmarkEmbedding, beta: n
     weights = model.skin_weights[corners]                                  # (L, 3, K)
     parents = model.joint_parents
     lk_ptr, lk_joint, lk_weight, lk_rest = [0], [], [], []
-    ex_ptr, ex_index, ex_vec, ex_col = [0], [], [], []
+    ex_basis, ex_ptr, ex_index, ex_vec = [], [0], [], []
     col_ptr, col_index = [0], []
-    theta_col = np.full((len(embedding), THETA_SIZE), -1, dtype=np.int64)
+    theta_col = np.full((len(embedding), THETA_SIZE), -1, dtype=np.int32)
     num_expr = model.num_expressions
     for l in range(len(embedding)):
         jac_expr = np.nonzero(moves[l])[0]
-        local_of_expr = {e: i for i, e in enumerate(jac_expr)}
         chain = set()
         for k in np.nonzero(bary[l] @ weights[l] > 0)[0]:
             coeff = bary[l] * weights[l, :, k]                                # (3,)
             lk_joint.append(k)
             lk_weight.append(coeff.sum())
             lk_rest.append(coeff @ rest[l])
-            vecs = np.einsum("c,eci->ei", coeff, basis[:, l])
-            for e in np.nonzero(np.any(vecs != 0, axis=1))[0]:
+            vecs = np.einsum("c,eci->ei", coeff, basis[:, l])                   # (E, 3)
+            ex_basis.append(vecs)
+            for e in jac_expr[np.any(vecs[jac_expr] != 0, axis=1)]:
                 ex_index.append(e)
                 ex_vec.append(vecs[e])
-                ex_col.append(local_of_expr.get(e, -1))
             ex_ptr.append(len(ex_index))
             while k >= 0:
                 chain.add(k)
@@ -121,16 +126,17 @@ def build_landmark_table(model: FaceModel, embedding: LandmarkEmbedding, beta: n
         col_index.extend(list(jac_expr) + [num_expr + t for t in thetas])
         col_ptr.append(len(col_index))
 
-    def ints(values):
-        return np.asarray(values, dtype=np.int64)
+    def ints(values):   # int32: the kernel reads these every pass, half the memory traffic
+        return np.asarray(values, dtype=np.int32)
 
     return LandmarkTable(
         joint_pos=joints(model, beta), bary_sum=bary.sum(1), lk_ptr=ints(lk_ptr),
         lk_joint=ints(lk_joint), lk_weight=np.asarray(lk_weight, dtype=np.float64),
-        lk_rest=np.asarray(lk_rest, dtype=np.float64).reshape(-1, 3), ex_ptr=ints(ex_ptr),
-        ex_index=ints(ex_index), ex_vec=np.asarray(ex_vec, dtype=np.float64).reshape(-1, 3),
-        ex_col=ints(ex_col), col_ptr=ints(col_ptr), col_index=ints(col_index),
-        theta_col=theta_col)
+        lk_rest=np.asarray(lk_rest, dtype=np.float64).reshape(-1, 3),
+        ex_basis=np.ascontiguousarray(np.stack(ex_basis, axis=1), dtype=np.float64),
+        ex_ptr=ints(ex_ptr), ex_index=ints(ex_index),
+        ex_vec=np.asarray(ex_vec, dtype=np.float64).reshape(-1, 3), col_ptr=ints(col_ptr),
+        col_index=ints(col_index), theta_col=theta_col)
 
 
 @dataclass(frozen=True)
@@ -204,13 +210,12 @@ def camera_vector(camera: Camera) -> np.ndarray:
 def collider_tables(model: FaceModel, colliders: Colliders, beta: np.ndarray
                     ) -> tuple[np.ndarray, np.ndarray]:
     """The kernel's E_intersect data at identity beta: checked vertices in their shape's
-    normalised frame at psi = 0 (n, 3) and their change per expression (n, E, 3)."""
+    normalised frame at psi = 0 (n, 3) and their change per expression (E, n, 3)."""
     ids = colliders.vertex_ids
     rest = ((shape(model, beta, np.zeros(model.num_expressions), ids) - colliders.centres(beta))
             * colliders.inverse_axes)
-    basis = np.ascontiguousarray(
-        (model.expression_basis[:, ids] * colliders.inverse_axes).transpose(1, 0, 2),
-        dtype=np.float64)
+    basis = np.ascontiguousarray(model.expression_basis[:, ids] * colliders.inverse_axes,
+                                 dtype=np.float64)
     return rest, basis
 
 
@@ -258,27 +263,32 @@ class RealtimeFitter:
         return self._camera_vector
 
     def _run(self, x0, mu, scale2, previous, max_iterations):
-        """The kernel's LM from x0. J^T J of the last solution is kept (with its point and
-        camera) and reused when the next solve starts there: tracking warm-starts each frame
-        from the last one, so the start needs the gradient only (J^T J differs only by the
-        new frame's landmark weights; the LM needs an approximation, the gradient is exact)."""
+        """The kernel's LM from x0. The last solution's J^T J, projections and Jacobian rows
+        are kept (with its point and camera) and reused when the next solve starts there:
+        tracking warm-starts each frame from the last one, so the start needs no pass over the
+        model (J^T r from the kept rows is exact; J^T J differs only by the new frame's
+        landmark weights, and the LM needs an approximation)."""
         s = self.settings
-        pixels = np.zeros((1, len(self.embedding), 2))
-        prev = np.zeros_like(pixels) if previous is None else np.asarray(previous, np.float64)
+        prev = (np.zeros((1, len(self.embedding), 2)) if previous is None
+                else np.asarray(previous, np.float64).reshape(1, -1, 2))
         temporal = s.temporal if previous is not None else 0.0
         camera = self.camera_vector()
         kept = self._normal_equations
-        reuse = (kept is not None and np.array_equal(kept[0], x0)
-                 and np.array_equal(kept[1], camera))
-        jtj = kept[2] if reuse else np.zeros((x0.size, x0.size))
-        x, energies, iterations, status = kernel.solve(
+        warm = (kept is not None and np.array_equal(kept[0], x0)
+                and np.array_equal(kept[1], camera))
+        if warm:
+            jtj, rows, pixels = kept[2], kept[3], kept[4].copy()
+        else:
+            jtj = np.zeros((x0.size, x0.size), kernel.JTJ_DTYPE)
+            rows = np.empty((1, 2, self.table.col_index.size))
+            pixels = np.zeros_like(prev)
+        x, energies, iterations, status, rows = kernel.solve(
             x0, self.lower, self.upper, max_iterations, s.tolerance, self.model.num_expressions,
-            *self.table.kernel_args(), camera[None], mu[None], scale2[None],
-            prev.reshape(pixels.shape), np.array([temporal]), s.expression, s.joints,
-            s.intersect, self._check_rest, self._check_basis, self.colliders.scale, pixels, jtj,
-            reuse)
-        self._normal_equations = ((x.copy(), camera, jtj) if max_iterations > 0 and status != 3
-                                  else None)
+            *self.table.kernel_args(), camera[None], mu[None], scale2[None], prev,
+            np.array([temporal]), s.expression, s.joints, s.intersect, self._check_rest,
+            self._check_basis, self.colliders.scale, pixels, jtj, rows, warm)
+        self._normal_equations = ((x.copy(), camera, jtj, rows, pixels)
+                                  if max_iterations > 0 and status != 3 else None)
         return x, energies, iterations, status, pixels[0]
 
     def fit(self, mu: np.ndarray, sigma: np.ndarray, psi0: np.ndarray, theta0: np.ndarray,

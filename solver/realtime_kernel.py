@@ -15,9 +15,15 @@ MIN_DEPTH = 1.0  # cm: a landmark nearer to (or behind) the camera makes the ene
 
 # Order of the per-term energies returned by the kernels (= energies.TERM_NAMES).
 T_LANDMARKS, T_IDENTITY, T_EXPRESSION, T_JOINTS, T_TEMPORAL, T_INTERSECT = range(6)
-# What `evaluate` computes besides the energies: nothing, the gradient J^T r, or the normal
-# equations J^T J and J^T r.
-ENERGIES, GRADIENT, NORMAL_EQUATIONS = 0, 1, 2
+# What `evaluate` computes besides the energies: nothing, or the normal equations J^T J and
+# J^T r (and the landmarks' Jacobian rows, from which `landmark_gradient` gives J^T r at the
+# same point for other observations).
+ENERGIES, NORMAL_EQUATIONS = 0, 1
+#: J^T J of the LM is accumulated and kept in float32: the 73 x 73 matrix then fits the L1
+#: cache with the landmark loop's data (float64 does not: ~10 % slower per pass). It is the
+#: LM's curvature model only: J^T r, the energies and hence the solution stay float64, the
+#: damped matrix is factorised in float64 (lm.bounded_step).
+JTJ_DTYPE = np.float32
 
 
 @njit(cache=True, inline="always")
@@ -130,27 +136,36 @@ def forward_kinematics(theta, joint_pos, parents):
     return g_rot, offsets, d_rot, d_off
 
 
+@njit(cache=True, fastmath=FAST_MATH)
+def blend_shapes(psi, base, basis, out):
+    """out (n, 3) = base (n, 3) + sum_e psi[e] basis[e] (E, n, 3): dense over the n points,
+    only the expressions that are on are read. The landmark entries' unposed points (rest
+    from lk_rest, ex_basis) and E_intersect's checked vertices (from check_rest,
+    check_basis)."""
+    flat = out.reshape(-1)
+    flat[:] = base.reshape(-1)
+    for e in range(psi.shape[0]):
+        w = psi[e]
+        if w != 0.0:
+            column = basis[e].reshape(-1)
+            for i in range(flat.shape[0]):
+                flat[i] += w * column[i]
+
+
 @njit(cache=True, inline="always")
-def _landmark_point(l, psi, theta, g_rot, offsets, bary_sum, lk_ptr, lk_joint, lk_weight,
-                    lk_rest, ex_ptr, ex_index, ex_vec, rest, point):
-    """Model-space position of landmark l into point (3,); rest[m] receives each entry's
-    unposed point."""
+def _landmark_point(l, theta, g_rot, offsets, bary_sum, lk_ptr, lk_joint, lk_weight, rest,
+                    point):
+    """Model-space position of landmark l into point (3,) from its entries' unposed points
+    rest (M, 3) (`blend_shapes`)."""
     for i in range(3):
         point[i] = bary_sum[l] * theta[NUM_ROT + i]
     for m in range(lk_ptr[l], lk_ptr[l + 1]):
-        a0, a1, a2 = lk_rest[m, 0], lk_rest[m, 1], lk_rest[m, 2]
-        for q in range(ex_ptr[m], ex_ptr[m + 1]):
-            w = psi[ex_index[q]]
-            a0 += w * ex_vec[q, 0]
-            a1 += w * ex_vec[q, 1]
-            a2 += w * ex_vec[q, 2]
-        rest[m, 0], rest[m, 1], rest[m, 2] = a0, a1, a2
+        a0, a1, a2 = rest[m, 0], rest[m, 1], rest[m, 2]
         k = lk_joint[m]
         s = lk_weight[m]
         for i in range(3):
             point[i] += (g_rot[k, i, 0] * a0 + g_rot[k, i, 1] * a1 + g_rot[k, i, 2] * a2
                          + s * offsets[k, i])
-
 
 
 @njit(cache=True, inline="always")
@@ -172,9 +187,9 @@ def point_projection(f, r_cam, cam, inv_z, proj):
 
 @njit(cache=True, inline="always")
 def landmark_rows(l, num_expr, proj, g_rot, d_rot, d_off, bary_sum, lk_ptr, lk_joint, lk_weight,
-                  ex_ptr, ex_index, ex_vec, ex_col, theta_col, rest, pr, jrow0, jrow1):
+                  ex_ptr, ex_index, ex_vec, theta_col, rest, pr, jrow0, jrow1):
     """Add landmark l's two pixel Jacobian rows d(u, v)/d[psi, theta] (its column pattern)
-    into jrow0, jrow1 (P,), given proj = d pixels / d point and rest from _landmark_point."""
+    into jrow0, jrow1 (P,), given proj = d pixels / d point and rest (`blend_shapes`)."""
     for m in range(lk_ptr[l], lk_ptr[l + 1]):
         k = lk_joint[m]
         for r in range(2):
@@ -182,11 +197,10 @@ def landmark_rows(l, num_expr, proj, g_rot, d_rot, d_off, bary_sum, lk_ptr, lk_j
                 pr[r, i] = (proj[r, 0] * g_rot[k, 0, i] + proj[r, 1] * g_rot[k, 1, i]
                             + proj[r, 2] * g_rot[k, 2, i])
         for q in range(ex_ptr[m], ex_ptr[m + 1]):
-            if ex_col[q] >= 0:
-                e = ex_index[q]
-                e0, e1, e2 = ex_vec[q, 0], ex_vec[q, 1], ex_vec[q, 2]
-                jrow0[e] += pr[0, 0] * e0 + pr[0, 1] * e1 + pr[0, 2] * e2
-                jrow1[e] += pr[1, 0] * e0 + pr[1, 1] * e1 + pr[1, 2] * e2
+            e = ex_index[q]
+            e0, e1, e2 = ex_vec[q, 0], ex_vec[q, 1], ex_vec[q, 2]
+            jrow0[e] += pr[0, 0] * e0 + pr[0, 1] * e1 + pr[0, 2] * e2
+            jrow1[e] += pr[1, 0] * e0 + pr[1, 1] * e1 + pr[1, 2] * e2
         a0, a1, a2 = rest[m, 0], rest[m, 1], rest[m, 2]
         s = lk_weight[m]
         for j in range(NUM_ROT):
@@ -205,19 +219,11 @@ def landmark_rows(l, num_expr, proj, g_rot, d_rot, d_off, bary_sum, lk_ptr, lk_j
 
 
 @njit(cache=True, inline="always")
-def add_landmark_gradient(c0, c1, col_index, jrow0, jrow1, g0, g1, jtr):
-    """jtr += J^T (g0, g1) over the landmark's columns col_index[c0:c1]; clears the rows."""
-    for a in range(c0, c1):
-        ga = col_index[a]
-        jtr[ga] += jrow0[ga] * g0 + jrow1[ga] * g1
-        jrow0[ga] = 0.0
-        jrow1[ga] = 0.0
-
-
-@njit(cache=True, inline="always")
-def add_landmark_normal_equations(c0, c1, col_index, jrow0, jrow1, weight, g0, g1, jtj, jtr):
+def add_landmark_normal_equations(c0, c1, col_index, jrow0, jrow1, weight, g0, g1, jtj, jtr,
+                                  rows):
     """Upper triangle of jtj += weight * J^T J and jtr += J^T (g0, g1) over the landmark's
-    columns col_index[c0:c1]; clears the rows' pattern afterwards."""
+    columns col_index[c0:c1]; moves the rows' pattern into rows[:, c0:c1] (2, N) and clears
+    it in jrow0, jrow1."""
     # row ga gets a contiguous (vectorisable) update from ga to the last column; entries
     # outside the pattern are zero in jrow.
     last = col_index[c1 - 1] + 1
@@ -230,8 +236,40 @@ def add_landmark_normal_equations(c0, c1, col_index, jrow0, jrow1, weight, g0, g
         for i in range(last - ga):     # non-negative range index: LLVM vectorises
             row[i] += wa0 * x0[i] + wa1 * x1[i]
     for a in range(c0, c1):
-        jrow0[col_index[a]] = 0.0
-        jrow1[col_index[a]] = 0.0
+        ga = col_index[a]
+        rows[0, a], rows[1, a] = jrow0[ga], jrow1[ga]
+        jrow0[ga] = 0.0
+        jrow1[ga] = 0.0
+
+
+@njit(cache=True, inline="always")
+def _landmark_residual(l, u, v, mu, lmk_scale2, previous, temporal_weight, energies):
+    """Add landmark l's E_landmarks and E_temporal at projection (u, v) to energies (6,).
+    Returns (g0, g1, weight): the residual's gradient factor per pixel coordinate
+    (J^T r = J_u^T g0 + J_v^T g1) and its Gauss-Newton weight (J^T J = weight J^T J_l)."""
+    h_l = lmk_scale2[l]
+    du, dv = u - mu[l, 0], v - mu[l, 1]
+    pu, pv = u - previous[l, 0], v - previous[l, 1]
+    if h_l > 0.0:
+        energies[T_LANDMARKS] += h_l * (du * du + dv * dv)
+    else:
+        du, dv = 0.0, 0.0
+    energies[T_TEMPORAL] += temporal_weight * (pu * pu + pv * pv)
+    return (h_l * du + temporal_weight * pu, h_l * dv + temporal_weight * pv,
+            h_l + temporal_weight)
+
+
+@njit(cache=True, fastmath=FAST_MATH)
+def landmark_gradient(pixels, rows, col_ptr, col_index, mu, lmk_scale2, previous,
+                      temporal_weight, energies, jtr):
+    """E_landmarks and E_temporal into energies (6,) and their J^T r into jtr (P,) at the point
+    whose projections pixels (L, 2) and Jacobian rows rows (2, N) a NORMAL_EQUATIONS
+    evaluation gave: J does not depend on mu (L, 2), lmk_scale2 (L,) or previous (L, 2)."""
+    for l in range(pixels.shape[0]):
+        g0, g1, _ = _landmark_residual(l, pixels[l, 0], pixels[l, 1], mu, lmk_scale2, previous,
+                                       temporal_weight, energies)
+        for a in range(col_ptr[l], col_ptr[l + 1]):
+            jtr[col_index[a]] += rows[0, a] * g0 + rows[1, a] * g1
 
 
 @njit(cache=True)
@@ -255,26 +293,82 @@ def frame_weights(mu, sigma, width, height, outside_limit, weight, clean_mu, sca
 
 @njit(cache=True)
 def landmark_positions(psi, theta, joint_pos, parents, bary_sum, lk_ptr, lk_joint, lk_weight,
-                       lk_rest, ex_ptr, ex_index, ex_vec):
+                       lk_rest, ex_basis):
     """Model-space landmarks (L, 3) from the landmark table (= vertices2landmarks(mesh))."""
     g_rot, offsets, _, _ = forward_kinematics(theta, joint_pos, parents)
     out = np.zeros((bary_sum.shape[0], 3))
-    rest = np.zeros((lk_rest.shape[0], 3))
+    rest = np.empty((lk_rest.shape[0], 3))
+    blend_shapes(psi, lk_rest, ex_basis, rest)
     for l in range(bary_sum.shape[0]):
-        _landmark_point(l, psi, theta, g_rot, offsets, bary_sum, lk_ptr, lk_joint, lk_weight,
-                        lk_rest, ex_ptr, ex_index, ex_vec, rest, out[l])
+        _landmark_point(l, theta, g_rot, offsets, bary_sum, lk_ptr, lk_joint, lk_weight, rest,
+                        out[l])
     return out
+
+
+@njit(cache=True, inline="always")
+def intersect_residual(q, i, root_w, check_scale, check_basis, d_psi):
+    """E_intersect's residual of checked vertex i at q (n, 3) (`blend_shapes`):
+    r = root_w check_scale[i] (1 - |q_i|) when it is inside its shape (|q_i| < 1), else 0.
+    Inside, d_psi (E,) receives dr/dpsi. Returns (r, c) with dr/dq_i = c q_i."""
+    q0, q1, q2 = q[i, 0], q[i, 1], q[i, 2]
+    norm = np.sqrt(q0 * q0 + q1 * q1 + q2 * q2)
+    if norm >= 1.0:
+        return 0.0, 0.0
+    s = root_w * check_scale[i]
+    c = -s / max(norm, 1e-12)
+    for e in range(d_psi.shape[0]):
+        d_psi[e] = c * (q0 * check_basis[e, i, 0] + q1 * check_basis[e, i, 1]
+                        + q2 * check_basis[e, i, 2])
+    return s * (1.0 - norm), c
+
+
+@njit(cache=True, fastmath=FAST_MATH)
+def prior_terms(x, num_expr, with_jtj, expression_weight, joint_weight, intersect_weight,
+                check_rest, check_basis, check_scale, energies, jtj, jtr):
+    """E_expression, E_joints (neck, head, eyes: theta[3:15]) and E_intersect at x (P,) into
+    energies (6,) and their J^T r into jtr (P,); with_jtj also the upper triangle of their
+    J^T J into jtj (P, P)."""
+    psi = x[:num_expr]
+    for e in range(num_expr):
+        energies[T_EXPRESSION] += expression_weight * psi[e] * psi[e]
+        jtr[e] += expression_weight * psi[e]
+        if with_jtj:
+            jtj[e, e] += expression_weight
+    for j in range(3, NUM_ROT):
+        t = x[num_expr + j]
+        energies[T_JOINTS] += joint_weight * t * t
+        jtr[num_expr + j] += joint_weight * t
+        if with_jtj:
+            jtj[num_expr + j, num_expr + j] += joint_weight
+    # E_intersect (bind space, linear in psi; see colliders.py)
+    if intersect_weight <= 0.0:
+        return
+    grad = np.zeros(num_expr)
+    root_w = np.sqrt(intersect_weight)
+    q = np.empty_like(check_rest)
+    blend_shapes(psi, check_rest, check_basis, q)
+    for i in range(q.shape[0]):
+        r, _ = intersect_residual(q, i, root_w, check_scale, check_basis, grad)
+        if r == 0.0:
+            continue
+        energies[T_INTERSECT] += r * r
+        for a in range(num_expr):
+            jtr[a] += grad[a] * r
+            if with_jtj:
+                for b in range(a, num_expr):
+                    jtj[a, b] += grad[a] * grad[b]
 
 
 @njit(cache=True, fastmath=FAST_MATH)
 def evaluate(x, derivatives, num_expr, joint_pos, parents, bary_sum, lk_ptr, lk_joint,
-             lk_weight, lk_rest, ex_ptr, ex_index, ex_vec, ex_col, col_ptr, col_index,
+             lk_weight, lk_rest, ex_basis, ex_ptr, ex_index, ex_vec, col_ptr, col_index,
              theta_col, camera, mu, lmk_scale2, previous, temporal_weight, expression_weight,
              joint_weight, intersect_weight, check_rest, check_basis, check_scale, jtj, jtr,
-             pixels):
-    """Per-term energies (6,) at x = [psi, theta]; derivatives GRADIENT fills jtr (P,)
-    (sum over terms of J^T r), NORMAL_EQUATIONS also jtj (P, P) (J^T J). pixels (L, 2)
-    receives the projections.
+             pixels, rows):
+    """Per-term energies (6,) at x = [psi, theta]; derivatives NORMAL_EQUATIONS also fills
+    jtj (P, P) (J^T J), jtr (P,) (J^T r) and rows (2, N): the landmarks' Jacobian rows
+    d(u, v)/dx over their column patterns (col_index[col_ptr[l]:col_ptr[l + 1]]), for
+    `landmark_gradient`. pixels (L, 2) receives the projections.
 
     camera : (15,) = f, cx, cy, R (9, row-major), T (3). lmk_scale2 : (L,) weight/(2 sigma^2),
     0 for unusable landmarks; previous : (L, 2), temporal_weight 0 when there is none.
@@ -286,22 +380,21 @@ def evaluate(x, derivatives, num_expr, joint_pos, parents, bary_sum, lk_ptr, lk_
     f, cx, cy = camera[0], camera[1], camera[2]
     r_cam = camera[3:12].reshape(3, 3)
     t_cam = camera[12:15]
-    with_jacobian = derivatives != ENERGIES
     with_jtj = derivatives == NORMAL_EQUATIONS
-    if with_jacobian:
-        jtr[:] = 0.0
     if with_jtj:
+        jtr[:] = 0.0
         jtj[:, :] = 0.0
     jrow0 = np.zeros(x.shape[0])   # the landmark's two Jacobian rows, dense, zero outside
     jrow1 = np.zeros(x.shape[0])   # its column pattern
-    rest = np.zeros((lk_rest.shape[0], 3))
+    rest = np.empty((lk_rest.shape[0], 3))
+    blend_shapes(psi, lk_rest, ex_basis, rest)
     proj = np.zeros((2, 3))
     pr = np.zeros((2, 3))
     point = np.zeros(3)
     cam = np.zeros(3)
     for l in range(bary_sum.shape[0]):
-        _landmark_point(l, psi, theta, g_rot, offsets, bary_sum, lk_ptr, lk_joint, lk_weight,
-                        lk_rest, ex_ptr, ex_index, ex_vec, rest, point)
+        _landmark_point(l, theta, g_rot, offsets, bary_sum, lk_ptr, lk_joint, lk_weight, rest,
+                        point)
         if not project_point(point, f, cx, cy, r_cam, t_cam, cam):
             energies[T_LANDMARKS] = np.inf
             return energies
@@ -309,168 +402,150 @@ def evaluate(x, derivatives, num_expr, joint_pos, parents, bary_sum, lk_ptr, lk_
         u = f * cam[0] * inv_z + cx
         v = f * cam[1] * inv_z + cy
         pixels[l, 0], pixels[l, 1] = u, v
-        h_l = lmk_scale2[l]
-        du, dv = u - mu[l, 0], v - mu[l, 1]
-        pu, pv = u - previous[l, 0], v - previous[l, 1]
-        if h_l > 0.0:
-            energies[T_LANDMARKS] += h_l * (du * du + dv * dv)
-        else:
-            du, dv = 0.0, 0.0
-        energies[T_TEMPORAL] += temporal_weight * (pu * pu + pv * pv)
-        weight = h_l + temporal_weight
-        if not with_jacobian or weight == 0.0:
+        g0, g1, weight = _landmark_residual(l, u, v, mu, lmk_scale2, previous, temporal_weight,
+                                            energies)
+        if not with_jtj:
             continue
-        g0 = h_l * du + temporal_weight * pu
-        g1 = h_l * dv + temporal_weight * pv
+        # rows also for weight 0: landmark_gradient may reuse them with other observations
         point_projection(f, r_cam, cam, inv_z, proj)
         landmark_rows(l, num_expr, proj, g_rot, d_rot, d_off, bary_sum, lk_ptr, lk_joint,
-                      lk_weight, ex_ptr, ex_index, ex_vec, ex_col, theta_col, rest, pr, jrow0,
-                      jrow1)
-        if with_jtj:
-            add_landmark_normal_equations(col_ptr[l], col_ptr[l + 1], col_index, jrow0, jrow1,
-                                          weight, g0, g1, jtj, jtr)
-        else:
-            add_landmark_gradient(col_ptr[l], col_ptr[l + 1], col_index, jrow0, jrow1, g0, g1,
-                                  jtr)
-    # E_expression and E_joints (neck, head, eyes: theta[3:15])
-    for e in range(num_expr):
-        energies[T_EXPRESSION] += expression_weight * psi[e] * psi[e]
-        if with_jacobian:
-            jtr[e] += expression_weight * psi[e]
-        if with_jtj:
-            jtj[e, e] += expression_weight
-    for j in range(3, NUM_ROT):
-        energies[T_JOINTS] += joint_weight * theta[j] * theta[j]
-        if with_jacobian:
-            jtr[num_expr + j] += joint_weight * theta[j]
-        if with_jtj:
-            jtj[num_expr + j, num_expr + j] += joint_weight
-    # E_intersect (bind space, linear in psi; see colliders.py)
-    if intersect_weight > 0.0:
-        grad = np.zeros(num_expr)
-        root_w = np.sqrt(intersect_weight)
-        for i in range(check_rest.shape[0]):
-            q0, q1, q2 = check_rest[i, 0], check_rest[i, 1], check_rest[i, 2]
-            for e in range(num_expr):
-                w = psi[e]
-                if w != 0.0:
-                    q0 += w * check_basis[i, e, 0]
-                    q1 += w * check_basis[i, e, 1]
-                    q2 += w * check_basis[i, e, 2]
-            norm = np.sqrt(q0 * q0 + q1 * q1 + q2 * q2)
-            if norm >= 1.0:
-                continue
-            s = root_w * check_scale[i]
-            r = s * (1.0 - norm)
-            energies[T_INTERSECT] += r * r
-            if with_jacobian:
-                inv = 1.0 / max(norm, 1e-12)
-                for e in range(num_expr):
-                    grad[e] = -s * inv * (q0 * check_basis[i, e, 0] + q1 * check_basis[i, e, 1]
-                                          + q2 * check_basis[i, e, 2])
-                for a in range(num_expr):
-                    jtr[a] += grad[a] * r
-                    if with_jtj:
-                        for b in range(a, num_expr):
-                            jtj[a, b] += grad[a] * grad[b]
+                      lk_weight, ex_ptr, ex_index, ex_vec, theta_col, rest, pr, jrow0, jrow1)
+        add_landmark_normal_equations(col_ptr[l], col_ptr[l + 1], col_index, jrow0, jrow1,
+                                      weight, g0, g1, jtj, jtr, rows)
     if with_jtj:
+        prior_terms(x, num_expr, True, expression_weight, joint_weight, intersect_weight,
+                    check_rest, check_basis, check_scale, energies, jtj, jtr)
         size = x.shape[0]
         for a in range(size):
             for b in range(a + 1, size):
                 jtj[b, a] = jtj[a, b]
+    else:
+        prior_terms(x, num_expr, False, expression_weight, joint_weight, intersect_weight,
+                    check_rest, check_basis, check_scale, energies, jtj, np.empty(x.shape[0]))
     return energies
 
 
 @njit(cache=True)
 def evaluate_views(x, derivatives, num_expr, joint_pos, parents, bary_sum, lk_ptr, lk_joint,
-                   lk_weight, lk_rest, ex_ptr, ex_index, ex_vec, ex_col, col_ptr, col_index,
+                   lk_weight, lk_rest, ex_basis, ex_ptr, ex_index, ex_vec, col_ptr, col_index,
                    theta_col, cameras, mu, lmk_scale2, previous, temporal_weight,
                    expression_weight, joint_weight, intersect_weight, check_rest, check_basis,
-                   check_scale, jtj, jtr, pixels, view_jtj, view_jtr):
+                   check_scale, jtj, jtr, pixels, rows, view_jtj, view_jtr):
     """`evaluate` summed over C views of the same frame: cameras (C, 15), mu (C, L, 2),
-    lmk_scale2 (C, L), previous (C, L, 2), temporal_weight (C,), pixels (C, L, 2); the
-    expression / joint / intersect terms are counted once. view_jtj (P, P), view_jtr (P,)
-    are scratch (unused when C == 1)."""
+    lmk_scale2 (C, L), previous (C, L, 2), temporal_weight (C,), pixels (C, L, 2),
+    rows (C, 2, N); the expression / joint / intersect terms are counted once. view_jtj
+    (P, P), view_jtr (P,) are scratch (unused when C == 1)."""
     energies = evaluate(x, derivatives, num_expr, joint_pos, parents, bary_sum, lk_ptr,
-                        lk_joint, lk_weight, lk_rest, ex_ptr, ex_index, ex_vec, ex_col, col_ptr,
+                        lk_joint, lk_weight, lk_rest, ex_basis, ex_ptr, ex_index, ex_vec, col_ptr,
                         col_index, theta_col, cameras[0], mu[0], lmk_scale2[0], previous[0],
                         temporal_weight[0], expression_weight, joint_weight, intersect_weight,
-                        check_rest, check_basis, check_scale, jtj, jtr, pixels[0])
+                        check_rest, check_basis, check_scale, jtj, jtr, pixels[0], rows[0])
     for c in range(1, cameras.shape[0]):
         energies += evaluate(x, derivatives, num_expr, joint_pos, parents, bary_sum, lk_ptr,
-                             lk_joint, lk_weight, lk_rest, ex_ptr, ex_index, ex_vec, ex_col,
+                             lk_joint, lk_weight, lk_rest, ex_basis, ex_ptr, ex_index, ex_vec,
                              col_ptr, col_index, theta_col, cameras[c], mu[c], lmk_scale2[c],
                              previous[c], temporal_weight[c], 0.0, 0.0, 0.0, check_rest,
-                             check_basis, check_scale, view_jtj, view_jtr, pixels[c])
+                             check_basis, check_scale, view_jtj, view_jtr, pixels[c], rows[c])
         if derivatives == NORMAL_EQUATIONS:
             jtj += view_jtj
-        if derivatives != ENERGIES:
             jtr += view_jtr
     return energies
 
 
 @njit(cache=True)
+def gradient_views(x, num_expr, col_ptr, col_index, mu, lmk_scale2, previous, temporal_weight,
+                   expression_weight, joint_weight, intersect_weight, check_rest, check_basis,
+                   check_scale, pixels, rows, jtr):
+    """Per-term energies (6,) and J^T r (P,) into jtr at the x whose projections pixels
+    (C, L, 2) and Jacobian rows rows (C, 2, N) a NORMAL_EQUATIONS `evaluate_views` gave, for
+    observations mu (C, L, 2), lmk_scale2 (C, L), previous (C, L, 2), temporal_weight (C,)
+    (the same or others: the Jacobian does not depend on them)."""
+    energies = np.zeros(6)
+    jtr[:] = 0.0
+    for c in range(pixels.shape[0]):
+        landmark_gradient(pixels[c], rows[c], col_ptr, col_index, mu[c], lmk_scale2[c],
+                          previous[c], temporal_weight[c], energies, jtr)
+    prior_terms(x, num_expr, False, expression_weight, joint_weight, intersect_weight,
+                check_rest, check_basis, check_scale, energies, np.empty((0, 0)), jtr)
+    return energies
+
+
+@njit(cache=True)
 def solve(x0, lower, upper, max_iterations, tolerance, num_expr, joint_pos, parents, bary_sum,
-          lk_ptr, lk_joint, lk_weight, lk_rest, ex_ptr, ex_index, ex_vec, ex_col, col_ptr,
+          lk_ptr, lk_joint, lk_weight, lk_rest, ex_basis, ex_ptr, ex_index, ex_vec, col_ptr,
           col_index, theta_col, cameras, mu, lmk_scale2, previous, temporal_weight,
           expression_weight, joint_weight, intersect_weight, check_rest, check_basis,
-          check_scale, pixels, jtj, reuse_jtj):
+          check_scale, pixels, jtj, rows, warm):
     """Projected LM from x0 over C views (arrays as in `evaluate_views`).
 
-    jtj (P, P): on return J^T J at the returned x. With reuse_jtj it must hold J^T J at x0
-    on entry (e.g. the previous frame's, which ended at x0): the start then needs the
-    gradient only; should that matrix fail to give a decreasing step it is rebuilt at x0.
-    Returns (x, energies (6,), iterations, status):
-    status 0 converged (actual or predicted relative decrease below tolerance), 1 converged
-    (no decreasing step), 2 iteration limit,
+    On return jtj (P, P) (JTJ_DTYPE) holds J^T J, pixels (C, L, 2) the projections at the
+    returned x.
+    With warm, jtj, pixels and rows (C, 2, N) must hold J^T J, the projections and the
+    Jacobian rows at x0 on entry (those of a solve that ended at x0 with the same camera
+    and identity: the previous frame's when tracking): the start then needs no pass over
+    the model (J^T r from the stored rows; J^T J differs only by the new landmark weights,
+    and the LM needs an approximation); should that matrix fail to give a decreasing step
+    it is rebuilt at x0.
+    Returns (x, energies (6,), iterations, status, rows): rows (C, 2, N) the Jacobian rows at
+    x (rows itself or a buffer of the same shape); status 0 converged (actual or predicted
+    relative decrease below tolerance), 1 converged (no decreasing step), 2 iteration limit,
     3 non-finite energy at the start."""
     size = x0.shape[0]
-    trial_jtj = np.zeros((size, size))
+    trial_jtj = np.empty_like(jtj)
     jtr, trial_jtr = np.zeros(size), np.zeros(size)
-    view_jtj, view_jtr = np.zeros((size, size)), np.zeros(size)
+    views = size if cameras.shape[0] > 1 else 0     # scratch of evaluate_views
+    view_jtj, view_jtr = np.zeros((views, views), jtj.dtype), np.zeros(views)
     x = x0.copy()
-    trial_pixels = pixels.copy()
+    trial_pixels = np.empty_like(pixels)
+    trial_rows = np.empty_like(rows)
 
-    def energy_at(point, derivatives, out_jtj, out_jtr, out_pixels):
+    def energy_at(point, derivatives, out_jtj, out_jtr, out_pixels, out_rows):
         return evaluate_views(point, derivatives, num_expr, joint_pos, parents, bary_sum,
-                              lk_ptr, lk_joint, lk_weight, lk_rest, ex_ptr, ex_index, ex_vec,
-                              ex_col, col_ptr, col_index, theta_col, cameras, mu, lmk_scale2,
+                              lk_ptr, lk_joint, lk_weight, lk_rest, ex_basis, ex_ptr, ex_index,
+                              ex_vec, col_ptr, col_index, theta_col, cameras, mu, lmk_scale2,
                               previous, temporal_weight, expression_weight, joint_weight,
                               intersect_weight, check_rest, check_basis, check_scale, out_jtj,
-                              out_jtr, out_pixels, view_jtj, view_jtr)
+                              out_jtr, out_pixels, out_rows, view_jtj, view_jtr)
 
-    energies = energy_at(x, GRADIENT if reuse_jtj else NORMAL_EQUATIONS, jtj, jtr, pixels)
+    if warm:
+        energies = gradient_views(x, num_expr, col_ptr, col_index, mu, lmk_scale2, previous,
+                                  temporal_weight, expression_weight, joint_weight,
+                                  intersect_weight, check_rest, check_basis, check_scale, pixels,
+                                  rows, jtr)
+    else:
+        energies = energy_at(x, NORMAL_EQUATIONS, jtj, jtr, pixels, rows)
     total = energies.sum()
     if not np.isfinite(total):
-        return x, energies, 0, 3
-    fresh = not reuse_jtj     # jtj was accumulated for this problem (not carried over)
+        return x, energies, 0, 3, rows
+    fresh = not warm     # jtj was accumulated for this problem (not carried over)
     damping = INITIAL_DAMPING
     for iteration in range(1, max_iterations + 1):
         trial, ok = bounded_step(jtj, jtr, x, lower, upper, damping)
         if ok and predicted_decrease(jtj, jtr, x, trial) <= tolerance * total:
-            return x, energies, iteration, 0
+            return x, energies, iteration, 0, rows
         trial_energies = energies
         trial_total = np.inf
         if ok:
             # the trial point is evaluated with its normal equations: most steps are accepted
             trial_energies = energy_at(trial, NORMAL_EQUATIONS, trial_jtj, trial_jtr,
-                                       trial_pixels)
+                                       trial_pixels, trial_rows)
             trial_total = trial_energies.sum()
         if np.isfinite(trial_total) and trial_total < total:
             decrease = (total - trial_total) / max(total, 1e-300)
             x, energies, total = trial, trial_energies, trial_total
             jtj[:, :] = trial_jtj
             jtr, trial_jtr = trial_jtr, jtr
+            rows, trial_rows = trial_rows, rows
             pixels[:, :, :] = trial_pixels
             fresh = True
             damping = max(damping * 0.1, 1e-12)
             if decrease < tolerance:
-                return x, energies, iteration, 0
+                return x, energies, iteration, 0, rows
         elif not fresh:     # the carried-over J^T J gave no decrease: rebuild it at x
-            energy_at(x, NORMAL_EQUATIONS, jtj, jtr, pixels)
+            energy_at(x, NORMAL_EQUATIONS, jtj, jtr, pixels, rows)
             fresh = True
         else:
             damping *= 10.0
             if damping > MAX_DAMPING:
-                return x, energies, iteration, 1
-    return x, energies, max_iterations, 2
+                return x, energies, iteration, 1, rows
+    return x, energies, max_iterations, 2, rows

@@ -90,8 +90,7 @@ def test_landmark_table_equals_the_face_model(face_model):
     beta, psi, theta = random_face(face_model, 2, expression_rate=0.5)
     theta[9:15] = [0.1, -0.2, 0.0, 0.05, 0.1, -0.1]
     table = build_landmark_table(face_model, emb, beta, sparsity_threshold=1e-3)
-    args = table.kernel_args()
-    fast = realtime_kernel.landmark_positions(psi, theta, *args[:10])
+    fast = realtime_kernel.landmark_positions(psi, theta, *table.position_args())
     reference = vertices2landmarks(mesh(face_model, beta, psi, theta),
                                    landmark_vertex_ids(face_model, emb),
                                    emb.barycentric.astype(np.float64))
@@ -110,6 +109,7 @@ def test_kernel_normal_equations_equal_the_dense_reference(face_model, colliders
     fitter = RealtimeFitter(face_model, emb, CAMERA, settings, beta, colliders)
     x = np.r_[np.clip(psi + 0.2, 0, 1), theta + 0.01]
     jtj, jtr, pixels = np.zeros((73, 73)), np.zeros(73), np.zeros((len(emb), 2))
+    rows = np.zeros((2, fitter.table.col_index.size))
     usable = sigma > 0
     scale2 = np.where(usable, 1.0 / (2 * np.where(usable, sigma, 1) ** 2), 0.0)
     energies = realtime_kernel.evaluate(
@@ -117,7 +117,7 @@ def test_kernel_normal_equations_equal_the_dense_reference(face_model, colliders
         *fitter.table.kernel_args(),
         fitter.camera_vector(), mu, scale2, previous, settings.temporal, settings.expression,
         settings.joints, settings.intersect, fitter._check_rest, fitter._check_basis,
-        colliders.scale, jtj, jtr, pixels)
+        colliders.scale, jtj, jtr, pixels, rows)
     problem = FitProblem(face_model, emb, CAMERA, [Observation(mu, sigma, previous)], settings,
                          beta, colliders)
     r, jac = problem.residuals_and_jacobian(x)
@@ -127,6 +127,23 @@ def test_kernel_normal_equations_equal_the_dense_reference(face_model, colliders
         assert energies[[0, 2, 3, 4, 5][i]] == pytest.approx(reference[name], rel=1e-10)
     np.testing.assert_allclose(jtj, jac.T @ jac, rtol=0, atol=1e-9 * np.abs(jac.T @ jac).max())
     np.testing.assert_allclose(jtr, jac.T @ r, rtol=0, atol=1e-9 * np.abs(jac.T @ r).max())
+    # the warm start: energies and J^T r of other observations from the stored rows
+    other_mu, other_previous = mu - 1.0, previous + 0.5
+    other_scale2 = np.where(usable, 1.0 / (2 * np.where(usable, sigma + 0.3, 1) ** 2), 0.0)
+    warm_jtr = np.zeros(73)
+    warm = realtime_kernel.gradient_views(
+        x, face_model.num_expressions, fitter.table.col_ptr, fitter.table.col_index,
+        other_mu[None], other_scale2[None], other_previous[None], np.array([settings.temporal]),
+        settings.expression, settings.joints, settings.intersect, fitter._check_rest,
+        fitter._check_basis, colliders.scale, pixels[None], rows[None], warm_jtr)
+    cold = realtime_kernel.evaluate(
+        x, realtime_kernel.NORMAL_EQUATIONS, face_model.num_expressions,
+        *fitter.table.kernel_args(), fitter.camera_vector(), other_mu, other_scale2,
+        other_previous, settings.temporal, settings.expression, settings.joints,
+        settings.intersect, fitter._check_rest, fitter._check_basis, colliders.scale, jtj, jtr,
+        pixels, rows)
+    np.testing.assert_allclose(warm, cold, rtol=1e-12)
+    np.testing.assert_allclose(warm_jtr, jtr, rtol=0, atol=1e-12 * np.abs(jtr).max())
 
 
 def test_bounded_step_solves_a_box_constrained_quadratic():
