@@ -163,12 +163,14 @@ def test_spatial_head_shape():
 def test_beta_nll_keeps_the_optimum_not_the_1_over_sigma2_gradient():
     target = torch.zeros(1, 1, 2)
     weights = torch.ones(1)
-    log_sigmas = torch.linspace(-4, 1, 501)
+    optimum = float(np.log(0.5 / np.sqrt(2)))              # sigma^2 = |d|^2 / 2, as eq. 1
     for beta in (0.5, 1.0):
-        losses = [float(gnll_loss(torch.tensor([[[0.3, 0.4, float(s)]]]), target, weights,
-                                  beta)) for s in log_sigmas]
-        best = float(log_sigmas[int(np.argmin(losses))])
-        assert best == pytest.approx(np.log(0.5 / np.sqrt(2)), abs=0.02)
+        slopes = []
+        for log_sigma in (optimum - 0.5, optimum, optimum + 0.5):
+            output = torch.tensor([[[0.3, 0.4, log_sigma]]], requires_grad=True)
+            gnll_loss(output, target, weights, beta).backward()
+            slopes.append(float(output.grad[0, 0, 2]))
+        assert slopes[0] < 0 and slopes[2] > 0 and slopes[1] == pytest.approx(0, abs=1e-5)
     gradients = []
     for log_sigma in (-2.0, 1.0):           # beta = 1: the mu gradient does not see sigma
         output = torch.tensor([[[0.3, 0.4, log_sigma]]], requires_grad=True)
