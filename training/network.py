@@ -131,7 +131,7 @@ def gnll_loss(output: torch.Tensor, target: torch.Tensor, weights: torch.Tensor,
     output : (B, L, 3); target : (B, L, 2) normalised; weights : (L,) lambda, or (B, L)
         lambda times a per-sample mask.
     beta : > 0 multiplies each term by stop-gradient(sigma_i^(2 beta)) (beta-NLL, Seitzer
-        et al. 2022): the same minimiser (mu and sigma) as eq. 1, but a landmark whose
+        et al. 2022): the same stationary mu and sigma as eq. 1, but a landmark whose
         sigma has grown does not lose its gradient on mu by 1 / sigma^2 (beta = 1: the mu
         gradient of L2). 0: eq. 1 exactly.
     """
