@@ -5,11 +5,19 @@ three values per landmark: x, y normalised from [0, S] to [-1, 1] over the S px 
 log sigma in the same normalised units. The input is the BGR crop as float32 (B, 3, S, S)
 in [0, 255]; the network normalises it itself, so an exported ONNX model takes raw pixels.
 
+Heads (`head`): "pool" averages the last feature map over space before the linear layer
+(MobileNetV2's classifier head); "spatial" reduces it to `SPATIAL_CHANNELS` channels
+(1x1 conv) and flattens the (S/32)^2 cells into the linear layer, so the layer sees where
+features fire, not only that they do (a departure from the plain classifier head,
+measured in training/README.md).
+
 The loss is the paper's Gaussian negative log-likelihood (eq. 1) with per-landmark
 weights lambda_i, or plain L2 on the positions for the ablation (Fig. 8).
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import torch
@@ -21,6 +29,9 @@ STAGES = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3,
 #: Clamp of the predicted log sigma (normalised units) in the loss: sigma in
 #: [exp(-9), exp(2)] of half the crop, i.e. 0.01 px to 590 px at 160 px.
 LOG_SIGMA_RANGE = (-9.0, 2.0)
+#: Channels per cell of the last feature map that the "spatial" head flattens.
+SPATIAL_CHANNELS = 64
+HEADS = ("pool", "spatial")
 
 
 def _channels(value: float, divisor: int = 8) -> int:
@@ -60,12 +71,18 @@ class DenseLandmarkNet(nn.Module):
     ----------
     num_landmarks : L
     width : MobileNetV2 width multiplier (1.0: the standard network)
+    head : "pool" (global mean) or "spatial" (flattened cells; see the module docstring)
+    size : input side S in px (the "spatial" head's cell count depends on it)
     """
 
-    def __init__(self, num_landmarks: int, width: float = 1.0):
+    def __init__(self, num_landmarks: int, width: float = 1.0, head: str = "pool",
+                 size: int = 128):
         super().__init__()
+        if head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, got {head!r}")
         self.num_landmarks = num_landmarks
         self.width = width
+        self.head_kind = head
         channels = _channels(32 * width)
         layers = [_conv(3, channels, 3, 2)]
         for expansion, outputs, repeats, stride in STAGES:
@@ -76,6 +93,10 @@ class DenseLandmarkNet(nn.Module):
                 channels = outputs
         last = _channels(1280 * max(1.0, width))
         layers.append(_conv(channels, last, 1, 1))
+        if head == "spatial":
+            layers.append(_conv(last, SPATIAL_CHANNELS, 1, 1))
+            cells = math.ceil(size / 32) ** 2   # five stride-2 stages, padded: ceil(S / 32) a side
+            last = SPATIAL_CHANNELS * cells
         self.features = nn.Sequential(*layers)
         self.head = nn.Linear(last, 3 * num_landmarks)
         for module in self.modules():
@@ -97,27 +118,44 @@ class DenseLandmarkNet(nn.Module):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         x = (image - 127.5) / 64.0
-        x = self.features(x).mean((2, 3))
+        x = self.features(x)
+        x = x.mean((2, 3)) if self.head_kind == "pool" else x.flatten(1)
         return self.head(x).view(-1, self.num_landmarks, 3)
 
 
-def gnll_loss(output: torch.Tensor, target: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+def gnll_loss(output: torch.Tensor, target: torch.Tensor, weights: torch.Tensor,
+              beta: float = 0.0) -> torch.Tensor:
     """Eq. 1 averaged over the batch and normalised by sum(lambda):
     sum_i lambda_i (log sigma_i^2 + |mu_i - mu'_i|^2 / (2 sigma_i^2)).
 
-    output : (B, L, 3); target : (B, L, 2) normalised; weights : (L,) lambda.
+    output : (B, L, 3); target : (B, L, 2) normalised; weights : (L,) lambda, or (B, L)
+        lambda times a per-sample mask.
+    beta : > 0 multiplies each term by stop-gradient(sigma_i^(2 beta)) (beta-NLL, Seitzer
+        et al. 2022): the same stationary mu and sigma as eq. 1, but a landmark whose
+        sigma has grown does not lose its gradient on mu by 1 / sigma^2 (beta = 1: the mu
+        gradient of L2). 0: eq. 1 exactly.
     """
     log_sigma = output[..., 2].clamp(*LOG_SIGMA_RANGE)
     squared = ((output[..., :2] - target) ** 2).sum(-1)
     per_landmark = 2.0 * log_sigma + 0.5 * squared * torch.exp(-2.0 * log_sigma)
-    return (per_landmark * weights).sum(-1).mean() / weights.sum()
+    if beta:
+        per_landmark = per_landmark * torch.exp(2.0 * beta * log_sigma.detach())
+    return _weighted_mean(per_landmark, weights)
 
 
-def l2_loss(output: torch.Tensor, target: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+def l2_loss(output: torch.Tensor, target: torch.Tensor, weights: torch.Tensor,
+            beta: float = 0.0) -> torch.Tensor:
     """The ablation's loss: sum_i lambda_i |mu_i - mu'_i|^2 (positions only), same
-    normalisation as `gnll_loss`; sigma is not trained."""
+    normalisation as `gnll_loss`; sigma is not trained (`beta` is ignored)."""
     squared = ((output[..., :2] - target) ** 2).sum(-1)
-    return (squared * weights).sum(-1).mean() / weights.sum()
+    return _weighted_mean(squared, weights)
+
+
+def _weighted_mean(per_landmark: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """sum(lambda * term) / sum(lambda) over batch and landmarks; per_landmark (B, L),
+    weights (L,) or (B, L) (per sample: a zero drops a landmark from that sample)."""
+    weights = weights.expand_as(per_landmark)
+    return (per_landmark * weights).sum() / weights.sum().clamp_min(1e-12)
 
 
 LOSSES = {"gnll": gnll_loss, "l2": l2_loss}

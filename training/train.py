@@ -2,7 +2,8 @@
 
     python -m densecap.training.train --run build/training/dense320 [--landmark-set dense320]
         [--images 8000] [--steps 4000] [--batch 32] [--size 128] [--width 0.5]
-        [--loss gnll|l2] [--lr 2e-3] [--seed 0] [--threads 1] [--workers 1] [--max-minutes M]
+        [--loss gnll|l2] [--lr 2e-3] [--head spatial|pool] [--label-range 1.5] [--beta 0]
+        [--seed 0] [--threads 1] [--workers 1] [--max-minutes M]
 
 The run folder (git-ignored under build/) holds `config.json`, the rendered dataset as
 shards (`data/shard_XXXX.npz`, samples k*shard .. of the stream `--seed`; rendered once,
@@ -12,9 +13,17 @@ again resumes from the checkpoint; a different config in the same folder is an e
 
 Optimiser: AdamW, learning rate warmed up linearly over the first 5 % of the steps, then
 cosine to zero. A fresh run starts its position outputs at the mean training label
-(`--init-mean`, default on): on 64 crops overfitted for 300 steps this halved the
-iBUG-68 error (median NME 0.066 -> 0.028) against starting at the crop centre. Batches: a fresh permutation of the dataset per epoch from (seed, epoch),
-so a resumed run sees the same batches as an uninterrupted one.
+(of the labels the loss uses; `--init-mean`, default on): on 64 crops overfitted for 300 steps this halved the
+iBUG-68 error (median NME 0.066 -> 0.028) against starting at the crop centre.
+
+Labels far off the crop (`--label-range`, default 1.5: more than a quarter crop beyond an
+edge; about 4 % of the dense320 labels, 0.8 % of the iBUG-68 ones) are dropped from the
+loss: a profile's back of the head or a point near the camera plane projects up to 25
+half-crops away, and those few squared errors ruled every batch they fell in; with them
+training stalled at the mean shape (training/README.md, run 5).
+
+Batches: a fresh permutation of the dataset per epoch from (seed, epoch), so a resumed run
+sees the same batches as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -34,7 +43,7 @@ import torch
 from ..solver import load_face_model
 from ..tools.build_assets import EMBEDDINGS_DIR
 from ..landmarks.dense_network import to_normalised
-from .network import LOSSES, DenseLandmarkNet
+from .network import HEADS, LOSSES, DenseLandmarkNet
 from .synthetic import SyntheticConfig, SyntheticRenderer, load_footage_frames
 
 WARMUP_FRACTION = 0.05
@@ -57,12 +66,21 @@ class TrainConfig:
     lr: float = 2e-3
     weight_decay: float = 1e-4
     weights: str = "uniform"          # or "sampling": lambda_i = the set's sampling weight
+    head: str = "spatial"             # or "pool" (network.HEADS; the runs before 5)
+    beta: float = 0.0                 # beta-NLL weighting of the GNLL (0: eq. 1 exactly)
+    label_range: float = 1.5          # drop labels beyond this, normalised (0: keep all)
     init_mean: bool = True            # start the positions at the training labels' mean
     seed: int = 0
 
     def __post_init__(self):
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {self.loss!r}")
+        if self.head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, got {self.head!r}")
+        if self.label_range < 0.0 or 0.0 < self.label_range < 1.0:
+            raise ValueError(f"label_range must be 0 (off) or >= 1, got {self.label_range}")
+        if not 0.0 <= self.beta <= 1.0:
+            raise ValueError(f"beta must be in [0, 1], got {self.beta}")
         if self.weights not in ("uniform", "sampling"):
             raise ValueError(f"weights must be 'uniform' or 'sampling', got {self.weights!r}")
         if min(self.size, self.images, self.shard, self.steps, self.batch) <= 0:
@@ -132,6 +150,18 @@ def load_shards(paths: list[Path]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
                  for key in ("images", "landmarks", "visible"))
 
 
+def label_mask(normalised: np.ndarray, label_range: float) -> np.ndarray:
+    """(n, L) bool: the labels (n, L, 2) normalised that training uses, those within
+    `label_range` of the crop centre in both coordinates (1: the crop's edge; 0: all).
+
+    Far off the crop (a profile's back of the head, points near the camera plane) labels
+    reach |x| > 20: their squared errors, thousands of times a typical one, would rule the
+    gradient (and Adam's second moments) of every batch they fall in."""
+    if label_range == 0.0:
+        return np.ones(normalised.shape[:-1], dtype=bool)
+    return np.abs(normalised).max(-1) <= label_range
+
+
 def image_tensor(images: np.ndarray | torch.Tensor) -> torch.Tensor:
     """(n, S, S, 3) uint8 -> (n, 3, S, S) float32 network input."""
     images = torch.as_tensor(images)
@@ -173,7 +203,7 @@ class TrainResult:
 
 def build_network(config: TrainConfig, num_landmarks: int) -> DenseLandmarkNet:
     torch.manual_seed(config.seed)
-    return DenseLandmarkNet(num_landmarks, config.width)
+    return DenseLandmarkNet(num_landmarks, config.width, config.head, config.size)
 
 
 def train(config: TrainConfig, run: Path, images: np.ndarray, landmarks: np.ndarray,
@@ -197,13 +227,17 @@ def train(config: TrainConfig, run: Path, images: np.ndarray, landmarks: np.ndar
         network.load_state_dict(state["model"])
         optimiser.load_state_dict(state["optimiser"])
         step = int(state["step"])
-    elif config.init_mean:
-        network.set_mean_positions(to_normalised(landmarks.mean(0), config.size))
+    normalised = to_normalised(landmarks, config.size).astype(np.float32)
+    used = label_mask(normalised, config.label_range)
+    if step == 0 and config.init_mean:
+        network.set_mean_positions((normalised * used[..., None]).sum(0)
+                                   / np.maximum(used.sum(0), 1)[:, None])
     weights = torch.from_numpy(landmark_weights(config.landmark_set, config.weights,
-                                                num_landmarks))
+                                                num_landmarks)
+                               * used.astype(np.float32))              # (n, L)
     loss_function = LOSSES[config.loss]
     x_all = torch.from_numpy(images)                                   # uint8, per batch to float
-    y_all = torch.from_numpy(to_normalised(landmarks, config.size).astype(np.float32))
+    y_all = torch.from_numpy(normalised)
     start = time.perf_counter()
     losses = []
     network.train()
@@ -214,7 +248,8 @@ def train(config: TrainConfig, run: Path, images: np.ndarray, landmarks: np.ndar
             for group in optimiser.param_groups:
                 group["lr"] = learning_rate(config, step)
             index = torch.from_numpy(batch_indices(config, len(x_all), step))
-            loss = loss_function(network(image_tensor(x_all[index])), y_all[index], weights)
+            loss = loss_function(network(image_tensor(x_all[index])), y_all[index], weights[index],
+                                 config.beta)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
@@ -235,10 +270,14 @@ def train(config: TrainConfig, run: Path, images: np.ndarray, landmarks: np.ndar
     return network, TrainResult(step, step >= config.steps, losses, time.perf_counter() - start)
 
 
+#: Config fields added after the first runs, with the values those runs had.
+_OLDER_RUNS = {"head": "pool", "beta": 0.0, "label_range": 0.0}
+
+
 def _check_config(run: Path, config: TrainConfig) -> None:
     path = run / "config.json"
     if path.is_file():
-        stored = json.loads(path.read_text())
+        stored = {**_OLDER_RUNS, **json.loads(path.read_text())}
         if stored != asdict(config):
             raise ValueError(f"{run} holds a run with another config: {stored}")
     else:
@@ -254,7 +293,7 @@ def _save(path: Path, network, optimiser, step: int) -> None:
 
 def load_network(run: Path) -> tuple[TrainConfig, DenseLandmarkNet, int]:
     """The config, the network (eval mode) and the step of a run's checkpoint."""
-    config = TrainConfig(**json.loads((run / "config.json").read_text()))
+    config = TrainConfig(**{**_OLDER_RUNS, **json.loads((run / "config.json").read_text())})
     state = torch.load(run / "checkpoint.pt", weights_only=True)
     num_landmarks = state["model"]["head.bias"].shape[0] // 3
     network = build_network(config, num_landmarks)

@@ -12,7 +12,8 @@ from densecap.landmarks.dense_network import (CROP_LAYOUT, LEFT_EYE_IDS,  # noqa
                                               RIGHT_EYE_IDS, decode, to_normalised)
 from densecap.training.network import DenseLandmarkNet, gnll_loss, l2_loss  # noqa: E402
 from densecap.training.synthetic import SyntheticConfig, SyntheticRenderer  # noqa: E402
-from densecap.training.train import TrainConfig, batch_indices, train  # noqa: E402
+from densecap.training.train import (TrainConfig, batch_indices, label_mask,  # noqa: E402
+                                     train)
 
 LANDMARK_SET = "dense320"
 
@@ -146,3 +147,46 @@ def test_network_shape():
     with torch.no_grad():
         out = network(torch.full((1, 3, 64, 64), 100.0))
     np.testing.assert_allclose(out[0, :, :2].numpy(), mean, atol=0.05)
+
+
+def test_spatial_head_shape():
+    network = DenseLandmarkNet(5, width=0.25, head="spatial", size=72).eval()
+    with torch.no_grad():
+        out = network(torch.zeros(2, 3, 72, 72))          # 72 px: 3 x 3 cells (padded)
+    assert out.shape == (2, 5, 3)
+    with pytest.raises(ValueError):
+        DenseLandmarkNet(5, head="attention")
+    with pytest.raises(ValueError):
+        TrainConfig(head="attention")
+
+
+def test_beta_nll_keeps_the_optimum_not_the_1_over_sigma2_gradient():
+    target = torch.zeros(1, 1, 2)
+    weights = torch.ones(1)
+    optimum = float(np.log(0.5 / np.sqrt(2)))              # sigma^2 = |d|^2 / 2, as eq. 1
+    for beta in (0.5, 1.0):
+        slopes = []
+        for log_sigma in (optimum - 0.5, optimum, optimum + 0.5):
+            output = torch.tensor([[[0.3, 0.4, log_sigma]]], requires_grad=True)
+            gnll_loss(output, target, weights, beta).backward()
+            slopes.append(float(output.grad[0, 0, 2]))
+        assert slopes[0] < 0 and slopes[2] > 0 and slopes[1] == pytest.approx(0, abs=1e-5)
+    gradients = []
+    for log_sigma in (-2.0, 1.0):           # beta = 1: the mu gradient does not see sigma
+        output = torch.tensor([[[0.3, 0.4, log_sigma]]], requires_grad=True)
+        gnll_loss(output, target, weights, beta=1.0).backward()
+        gradients.append(output.grad[0, 0, :2].numpy())
+    np.testing.assert_allclose(gradients[0], gradients[1], rtol=1e-5)
+    np.testing.assert_allclose(gradients[0], [0.3, 0.4], rtol=1e-5)
+
+
+def test_label_mask_drops_far_labels_from_the_loss():
+    labels = np.array([[[0.2, -0.9], [1.4, 0.0], [-3.0, 25.0]]], dtype=np.float32)
+    np.testing.assert_array_equal(label_mask(labels, 1.5), [[True, True, False]])
+    np.testing.assert_array_equal(label_mask(labels, 0.0), [[True, True, True]])
+    output = torch.zeros(1, 3, 3)
+    mask = torch.from_numpy(label_mask(labels, 1.5).astype(np.float32))
+    kept = float(gnll_loss(output[:, :2], torch.from_numpy(labels[:, :2]), torch.ones(2)))
+    assert float(gnll_loss(output, torch.from_numpy(labels), mask)) == pytest.approx(kept)
+    with pytest.raises(ValueError):
+        TrainConfig(label_range=0.5)
