@@ -519,20 +519,18 @@ def _shared_lm(ctx: IdentityContext, beta, cameras, x, mu, scale2, free, iterati
         e, _ = _energies(ctx, beta, cameras, x, mu, scale2)
         return e.sum() + ctx.identity_energy(beta)
 
-    def result(iteration, converged, message):
+    def result(iteration, converged, message, success=True):
         e = model.num_expressions
         return SharedFit(beta=beta, cameras=tuple(cameras), psi=x[:, :e].copy(),
                          theta=x[:, e:].copy(), energy=float(energy),
                          start_energy=float(start_energy), iterations=iteration,
-                         converged=converged, success=True, message=message)
+                         converged=converged, success=success, message=message)
 
     energy = start_energy = linearise(beta, cameras, x)
     if not np.isfinite(energy):
-        e = model.num_expressions
-        return SharedFit(beta=beta, cameras=tuple(cameras), psi=x[:, :e].copy(),
-                         theta=x[:, e:].copy(), energy=np.inf, start_energy=np.inf,
-                         iterations=0, converged=False, success=False,
-                         message="the start's energy is not finite: kept the start")
+        energy = start_energy = np.inf
+        return result(0, False, "the start's energy is not finite: kept the start",
+                      success=False)
     damping = 1e-4
     index = np.nonzero(free)[0]
     for iteration in range(1, iterations + 1):
