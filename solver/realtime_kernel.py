@@ -309,7 +309,8 @@ def landmark_positions(psi, theta, joint_pos, parents, bary_sum, lk_ptr, lk_join
 def intersect_residual(q, i, root_w, check_scale, check_basis, d_psi):
     """E_intersect's residual of checked vertex i at q (n, 3) (`blend_shapes`):
     r = root_w check_scale[i] (1 - |q_i|) when it is inside its shape (|q_i| < 1), else 0.
-    Inside, d_psi (E,) receives dr/dpsi. Returns (r, c) with dr/dq_i = c q_i."""
+    Inside, d_psi (E,) receives dr/dpsi (none when d_psi is empty). Returns (r, c) with
+    dr/dq_i = c q_i."""
     q0, q1, q2 = q[i, 0], q[i, 1], q[i, 2]
     norm = np.sqrt(q0 * q0 + q1 * q1 + q2 * q2)
     if norm >= 1.0:
@@ -323,27 +324,29 @@ def intersect_residual(q, i, root_w, check_scale, check_basis, d_psi):
 
 
 @njit(cache=True, fastmath=FAST_MATH)
-def prior_terms(x, num_expr, with_jtj, expression_weight, joint_weight, intersect_weight,
+def prior_terms(x, num_expr, order, expression_weight, joint_weight, intersect_weight,
                 check_rest, check_basis, check_scale, energies, jtj, jtr):
     """E_expression, E_joints (neck, head, eyes: theta[3:15]) and E_intersect at x (P,) into
-    energies (6,) and their J^T r into jtr (P,); with_jtj also the upper triangle of their
-    J^T J into jtj (P, P)."""
+    energies (6,); order >= 1 also their J^T r into jtr (P,), order 2 also the upper triangle
+    of their J^T J into jtj (P, P)."""
     psi = x[:num_expr]
     for e in range(num_expr):
         energies[T_EXPRESSION] += expression_weight * psi[e] * psi[e]
-        jtr[e] += expression_weight * psi[e]
-        if with_jtj:
+        if order >= 1:
+            jtr[e] += expression_weight * psi[e]
+        if order == 2:
             jtj[e, e] += expression_weight
     for j in range(3, NUM_ROT):
         t = x[num_expr + j]
         energies[T_JOINTS] += joint_weight * t * t
-        jtr[num_expr + j] += joint_weight * t
-        if with_jtj:
+        if order >= 1:
+            jtr[num_expr + j] += joint_weight * t
+        if order == 2:
             jtj[num_expr + j, num_expr + j] += joint_weight
     # E_intersect (bind space, linear in psi; see colliders.py)
     if intersect_weight <= 0.0:
         return
-    grad = np.zeros(num_expr)
+    grad = np.zeros(num_expr if order >= 1 else 0)     # empty: intersect_residual skips dr/dpsi
     root_w = np.sqrt(intersect_weight)
     q = np.empty_like(check_rest)
     blend_shapes(psi, check_rest, check_basis, q)
@@ -352,9 +355,9 @@ def prior_terms(x, num_expr, with_jtj, expression_weight, joint_weight, intersec
         if r == 0.0:
             continue
         energies[T_INTERSECT] += r * r
-        for a in range(num_expr):
+        for a in range(grad.shape[0]):
             jtr[a] += grad[a] * r
-            if with_jtj:
+            if order == 2:
                 for b in range(a, num_expr):
                     jtj[a, b] += grad[a] * grad[b]
 
@@ -413,15 +416,15 @@ def evaluate(x, derivatives, num_expr, joint_pos, parents, bary_sum, lk_ptr, lk_
         add_landmark_normal_equations(col_ptr[l], col_ptr[l + 1], col_index, jrow0, jrow1,
                                       weight, g0, g1, jtj, jtr, rows)
     if with_jtj:
-        prior_terms(x, num_expr, True, expression_weight, joint_weight, intersect_weight,
+        prior_terms(x, num_expr, 2, expression_weight, joint_weight, intersect_weight,
                     check_rest, check_basis, check_scale, energies, jtj, jtr)
         size = x.shape[0]
         for a in range(size):
             for b in range(a + 1, size):
                 jtj[b, a] = jtj[a, b]
     else:
-        prior_terms(x, num_expr, False, expression_weight, joint_weight, intersect_weight,
-                    check_rest, check_basis, check_scale, energies, jtj, np.empty(x.shape[0]))
+        prior_terms(x, num_expr, 0, expression_weight, joint_weight, intersect_weight,
+                    check_rest, check_basis, check_scale, energies, jtj, jtr)
     return energies
 
 
@@ -465,7 +468,7 @@ def gradient_views(x, num_expr, col_ptr, col_index, mu, lmk_scale2, previous, te
     for c in range(pixels.shape[0]):
         landmark_gradient(pixels[c], rows[c], col_ptr, col_index, mu[c], lmk_scale2[c],
                           previous[c], temporal_weight[c], energies, jtr)
-    prior_terms(x, num_expr, False, expression_weight, joint_weight, intersect_weight,
+    prior_terms(x, num_expr, 1, expression_weight, joint_weight, intersect_weight,
                 check_rest, check_basis, check_scale, energies, np.empty((0, 0)), jtr)
     return energies
 

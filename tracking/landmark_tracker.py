@@ -151,8 +151,7 @@ class LandmarkFitTracker:
         fit = self._fitter.track(mu, sigma)
         laps.lap("fit")
         if not fit.success:
-            self._roi.update(None, False)
-            self._facing = None
+            self._lost()
             return FrameResult(mu=mu, sigma=sigma)
         self._roi.update(self._roi_points(mu, fit.pixels), True)
         usable = np.isfinite(mu).all(1) & (sigma > 0)

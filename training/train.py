@@ -163,9 +163,10 @@ def label_mask(normalised: np.ndarray, label_range: float) -> np.ndarray:
 
 
 def image_tensor(images: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """(n, S, S, 3) uint8 -> (n, 3, S, S) float32 network input."""
+    """(n, S, S, 3) uint8 -> (n, 3, S, S) float32 network input, stored channels-last
+    (the NHWC memory order: the CPU convolutions run ~1.6-1.8x faster than on NCHW)."""
     images = torch.as_tensor(images)
-    return images.permute(0, 3, 1, 2).float().contiguous()
+    return images.permute(0, 3, 1, 2).float().contiguous(memory_format=torch.channels_last)
 
 
 # ----------------------------------------------------------------------------- training
@@ -203,7 +204,8 @@ class TrainResult:
 
 def build_network(config: TrainConfig, num_landmarks: int) -> DenseLandmarkNet:
     torch.manual_seed(config.seed)
-    return DenseLandmarkNet(num_landmarks, config.width, config.head, config.size)
+    network = DenseLandmarkNet(num_landmarks, config.width, config.head, config.size)
+    return network.to(memory_format=torch.channels_last)
 
 
 def train(config: TrainConfig, run: Path, images: np.ndarray, landmarks: np.ndarray,
