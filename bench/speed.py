@@ -3,7 +3,7 @@ the real-time fitter alone, offline seconds per 1,800 frames, bake seconds, peak
 
     NUMBA_NUM_THREADS=1 OMP_NUM_THREADS=1 .venv/bin/python -m bench.speed \\
         [--clip ../shared/footage/talking_1.mp4] [--frames 150] [--bake-frames 1800] \\
-        [--out bench/results/speed_1thread.json]
+        [--landmarks mediapipe478|dense320|dense703] [--out bench/results/speed_1thread.json]
 
 The thread count is NUMBA_NUM_THREADS (default 1; OMP_NUM_THREADS should match); onnxruntime
 gets the same number of intra-op threads. The tracking loop is `track_footage` (as `densecap
@@ -11,7 +11,9 @@ track` runs it; `--preview FILE` also draws and writes the preview) with each fr
 wall-clock time split into stages that add up to it: decode (open_footage), detect (the
 face detectors, first frame and lost tracks) or roi (the crop from the last landmarks),
 face_crop (crop + input tensor), face_net, eye_crops (mesh to image, both eye crops +
-tensors), iris_net (both eyes), iris_map (back to the image), sigma, fit (the real-time fit,
+tensors), iris_net (both eyes), iris_map (back to the image) with MediaPipe, or landmark_net
+(crop, network, decode; two passes after a detection) with `--landmarks dense320` / `dense703`,
+sigma (MediaPipe's sigma model), fit (the real-time fit,
 identity/focal keyframes included), pose (error, the landmark triangles posed for their
 facing, the result), pipeline (the loop around the tracker: results, progress, the preview
 with the posing of its wireframe). Steady state: no detection, no keyframe, not the first
@@ -88,7 +90,8 @@ class _KeyframeFlags:
 CLOCKS = {"wall": time.perf_counter, "cpu": time.thread_time}
 #: The coarse stages of the report (bench/report.py) as sums of the fine ones.
 STAGE_GROUPS = {"decode": ("decode",), "detect": ("detect",),
-                "landmarks": ("face_crop", "face_net", "eye_crops", "iris_net", "iris_map"),
+                "landmarks": ("face_crop", "face_net", "eye_crops", "iris_net", "iris_map",
+                              "landmark_net"),
                 "fit": ("roi", "sigma", "fit", "pose", "pipeline")}
 
 
@@ -122,22 +125,21 @@ def summarise(rows: list[dict[str, float]], keyframes: list[bool]) -> dict:
 
 
 def stage_times(clip: Path, frames: int, threads: int, preview: Path | None = None,
-                clock: str = "wall") -> dict:
+                clock: str = "wall", landmarks: str = "mediapipe478") -> dict:
     """ms per frame per stage over the clip's first `frames` frames (see the module text);
-    clock "wall" (perf_counter) or "cpu" (this thread's CPU time)."""
+    clock "wall" (perf_counter) or "cpu" (this thread's CPU time); landmarks: the front
+    end's landmark model (tracking.cli.LANDMARK_MODELS)."""
     import cv2
     from densecap.landmarks.footage import open_footage
     from densecap.landmarks.stopwatch import Stopwatch
-    from densecap.solver import load_face_model
-    from densecap.tracking.landmark_tracker import LandmarkFitTracker, Networks
+    from densecap.tracking.cli import make_tracker
     from densecap.tracking.pipeline import track_footage
     from densecap.tracking.preview import PreviewWriter
-    model = load_face_model()
     cv2.setNumThreads(threads)
     watch = Stopwatch(CLOCKS[clock])
     with open_footage(str(clip), end=frames) as footage:
-        tracker = LandmarkFitTracker(model, footage.width, footage.height,
-                                     networks=Networks(threads=threads))
+        tracker = make_tracker(footage, "realtime", None, threads=threads,
+                               landmark_model=landmarks)
         tracker.laps = watch
         staged, flagged = _StagedFootage(footage, watch), _KeyframeFlags(tracker)
         writer = (PreviewWriter(preview, footage.fps, footage.width, footage.height)
@@ -147,8 +149,8 @@ def stage_times(clip: Path, frames: int, threads: int, preview: Path | None = No
         finally:
             if writer is not None:
                 writer.close()
-    return {"clip": str(clip), "preview": preview is not None, "clock": clock,
-            **summarise(staged.rows, flagged.keyframes)}
+    return {"clip": str(clip), "landmarks": landmarks, "preview": preview is not None,
+            "clock": clock, **summarise(staged.rows, flagged.keyframes)}
 
 
 def fitter_only(frames: int) -> dict:
@@ -196,6 +198,7 @@ def bake_seconds(frames: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from densecap.tracking.cli import LANDMARK_MODELS
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clip", type=Path, default=DEFAULT_CLIP)
     parser.add_argument("--frames", type=int, default=150)
@@ -210,6 +213,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tracking-only", action="store_true",
                         help="only the per-stage tracking times (no network, fitter, offline "
                              "or bake timings)")
+    parser.add_argument("--landmarks", choices=LANDMARK_MODELS, default="mediapipe478",
+                        help="the front end's landmark model (a dense one needs its ONNX "
+                             "file: training/README.md)")
     parser.add_argument("--out", type=Path, help="also write the JSON here")
     args = parser.parse_args(argv)
     from densecap.landmarks import onnx_models
@@ -217,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     threads = threads_in_use()
     report = {"threads": threads,
               "tracking": stage_times(args.clip, args.frames, threads, args.preview,
-                                      args.clock),
+                                      args.clock, args.landmarks),
               "peak_rss_mb_tracking": peak_rss_mb()}
     if args.tracking_only:
         print(write_json(report, args.out))

@@ -44,6 +44,8 @@ class DenseFitTracker(LandmarkFitTracker):
     networks : shared detectors (default: loaded here, single-threaded, no face mesh).
     """
 
+    sigma_from_facing = False
+
     def __init__(self, model: FaceModel, width: int, height: int, network: DenseLandmarks, *,
                  face_index: int | None = None, focal: float | None = None,
                  networks: Networks | None = None):
@@ -54,13 +56,16 @@ class DenseFitTracker(LandmarkFitTracker):
         self._setup_fit(model, network.landmark_set, width, height, focal)
 
     def track(self, frame_index: int, image: np.ndarray) -> FrameResult:
+        laps = self._laps
         roi = self._roi.locate(image)
+        laps.lap("detect" if self._roi.detected else "roi")
         if roi is None:
             return self._lost()
         mu, sigma = self.network(image, roi)
         if self._roi.detected and self._confident(sigma, roi.scale):
             roi = crop_transform(mu, self.network.size)
             mu, sigma = self.network(image, roi)
+        laps.lap("landmark_net")
         if not self._confident(sigma, roi.scale):
             return self._lost()
         return self._fit(mu, sigma)

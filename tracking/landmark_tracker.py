@@ -64,6 +64,9 @@ class LandmarkFitTracker:
 
     expression_names: tuple[str, ...]
     energy_names = TERM_NAMES
+    #: Whether the next frame's sigma needs the landmark triangles' facing from this fit
+    #: (MediaPipe's sigma model, `landmarks.sigma`; a dense network predicts its own sigma).
+    sigma_from_facing = True
 
     def __init__(self, model: FaceModel, width: int, height: int, *,
                  face_index: int | None = None, focal: float | None = None,
@@ -83,8 +86,8 @@ class LandmarkFitTracker:
         camera = SolverCamera.monocular(focal or default_focal(width, height), width, height)
         self._fitter = RealtimeTracker(model, self.embedding, camera,
                                        refine_identity=True, refine_focal=focal is None)
-        # Posed every frame: the landmark triangles' corners (their normals inflate sigma);
-        # when a preview is drawn: the vertices of the preview wireframe's edges.
+        # Posed every frame with `sigma_from_facing`: the landmark triangles' corners (their
+        # normals inflate sigma); when a preview is drawn: the preview wireframe's vertices.
         edges = subsample_edges(mesh_edges(model.triangles[face_area_triangles(model)]),
                                 PREVIEW_MAX_EDGES)
         preview_ids, local = np.unique(edges, return_inverse=True)
@@ -97,13 +100,16 @@ class LandmarkFitTracker:
     @property
     def laps(self) -> NoLaps:
         """Per-stage timing (`landmarks.stopwatch`): the stages of `track` are detect or roi,
-        the landmark network's (see `MediaPipe478.__call__`), sigma, fit and pose. Off
-        (`NO_LAPS`) by default; the benches set a `Stopwatch`."""
+        the landmark network's (see `MediaPipe478.__call__`; the dense tracker's:
+        landmark_net), sigma, fit and pose. Off (`NO_LAPS`) by default; the benches set a
+        `Stopwatch`."""
         return self._laps
 
     @laps.setter
     def laps(self, laps: NoLaps) -> None:
-        self._laps = self._networks.landmarks.laps = laps
+        self._laps = laps
+        if self._networks.landmarks is not None:
+            self._networks.landmarks.laps = laps
 
     @property
     def keyframes(self) -> int:
@@ -157,8 +163,9 @@ class LandmarkFitTracker:
         usable = np.isfinite(mu).all(1) & (sigma > 0)
         error = np.linalg.norm(fit.pixels - mu, axis=1)[usable] / sigma[usable]
         camera, beta = self._fitter.camera, self.identity
-        corners = self._corner_poser.camera_space(beta, fit.psi, fit.theta, camera)
-        self._facing = triangle_facing(corners.reshape(3, -1, 3))
+        if self.sigma_from_facing:
+            corners = self._corner_poser.camera_space(beta, fit.psi, fit.theta, camera)
+            self._facing = triangle_facing(corners.reshape(3, -1, 3))
         result = FrameResult(psi=fit.psi, theta=fit.theta, landmark_error=float(error.mean()),
                              energies=np.array([fit.energies[name] for name in TERM_NAMES]),
                              mu=mu, sigma=sigma,

@@ -12,6 +12,7 @@ from densecap.landmarks import dense_network
 from densecap.landmarks.dense_network import DenseLandmarks, crop_transform, decode
 from densecap.landmarks.errors import LandmarkError
 from densecap.landmarks.footage import open_footage
+from densecap.landmarks.stopwatch import Stopwatch
 from densecap.solver.problem import landmark_points
 from densecap.tracking import cli
 from densecap.tracking.dense_tracker import DenseFitTracker
@@ -125,6 +126,25 @@ def test_tracks_real_footage_with_the_networks_sigma(export, face_model, clip, n
     # hand-made model on top: facing, presence or outside-crop factors would change them).
     assert result.sigma[NOSE] / result.sigma[0] == pytest.approx(4.0, rel=1e-4)
     np.testing.assert_allclose(np.delete(result.sigma, NOSE), result.sigma[0], rtol=1e-5)
+
+
+def test_stages_are_timed_and_no_facing_is_posed(export, face_model, clip, networks):
+    """bench.speed's stages for the dense front end: detect on the first frame, then the
+    crop from the fit; the network, fit and pose laps; the landmark triangles' facing is
+    not posed (the network's sigma needs none)."""
+    with open_footage(clip, end=2) as footage:
+        tracker = DenseFitTracker(face_model, footage.width, footage.height,
+                                  DenseLandmarks(export("plain", 0.0, 4.0)), networks=networks)
+        tracker.laps = watch = Stopwatch()
+        stages = []
+        for index, image in footage:
+            watch.start()
+            tracker.track(index, image)
+            stages.append(watch.take())
+    assert list(stages[0]) == ["detect", "landmark_net", "fit", "pose"]
+    assert list(stages[1]) == ["roi", "landmark_net", "fit", "pose"]
+    assert all(seconds >= 0.0 for row in stages for seconds in row.values())
+    assert tracker._facing is None
 
 
 def test_a_landmark_with_huge_sigma_has_no_influence(export, face_model, clip, networks):
