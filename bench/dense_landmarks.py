@@ -26,7 +26,10 @@ included. Per run:
     68; MediaPipe's: mapped to 68) and of the fitted model's iBUG-68 reprojected;
   - the network alone: its first 68 landmarks on crops placed by an oracle ROI
     (`crop_transform` on the labelled eye and mouth centres, as training places crops),
-    the synthetic-to-real gap without detector or fit.
+    the synthetic-to-real gap without detector or fit;
+  - both broken down by iBUG region (jaw, brows, nose, eyes, mouth: the median over
+    images of each region's inter-ocular NME), to tell the jaw line's markup convention
+    from errors over the inner face.
 
 Several runs side by side make the GNLL-vs-L2 ablation (paper, Fig. 8).
 """
@@ -93,6 +96,27 @@ def nme(mu, labels, mask=None) -> dict:
     return result
 
 
+#: iBUG-68 regions (index ranges) for the per-region breakdown on real images.
+IBUG_REGIONS = {"jaw": (0, 17), "brows": (17, 27), "nose": (27, 36), "eyes": (36, 48),
+                "mouth": (48, 68)}
+
+
+def region_nme(predictions: dict[str, np.ndarray], labels: dict[str, np.ndarray]) -> dict:
+    """Median over the images with a prediction of the inter-ocular NME of each iBUG region,
+    percent: where a front end loses (the jaw line's markup convention or the inner face)."""
+    names = sorted(predictions)
+    if not names:
+        return {}
+    mu = np.stack([predictions[name] for name in names])
+    truth = np.stack([labels[name] for name in names])
+    result = {}
+    for region, (start, stop) in IBUG_REGIONS.items():
+        mask = np.zeros(truth.shape[:2], dtype=bool)
+        mask[:, start:stop] = True
+        result[region] = round(100 * float(np.median(per_image_nme(mu, truth, mask))), 3)
+    return result
+
+
 def calibration(mu, sigma, labels, mask=None) -> dict:
     error = np.linalg.norm(mu - labels, axis=-1)
     mask = np.ones(error.shape, dtype=bool) if mask is None else mask
@@ -138,7 +162,8 @@ def oracle_roi_nme(network, size: int, devset: Devset) -> dict:
     crops = np.stack([crop(image, roi) for image, roi in zip(devset.images, rois)])
     mu, _ = decode(predict(network, crops)[:, :NUM_IBUG], size)
     mu = np.stack([roi.to_image(m) for roi, m in zip(rois, mu)])
-    return nme(mu, labels)
+    return {**nme(mu, labels), "inter_ocular_median_by_region_percent": region_nme(
+        dict(zip(devset.names, mu)), devset.labels)}
 
 
 def tracked_nme(devset: Devset, onnx_path: Path | None) -> dict:
@@ -161,7 +186,9 @@ def tracked_nme(devset: Devset, onnx_path: Path | None) -> dict:
     for method, predictions in (("raw", raw), ("fitted", fitted)):
         scored = score(predictions, devset.labels, method)
         result[method] = {"nme_inter_ocular": scored["nme_inter_ocular"],
-                          "nme_bbox": scored["nme_bbox"]}
+                          "nme_bbox": scored["nme_bbox"],
+                          "inter_ocular_median_by_region_percent": region_nme(predictions,
+                                                                      devset.labels)}
     return result
 
 

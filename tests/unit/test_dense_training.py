@@ -190,3 +190,16 @@ def test_label_mask_drops_far_labels_from_the_loss():
     assert float(gnll_loss(output, torch.from_numpy(labels), mask)) == pytest.approx(kept)
     with pytest.raises(ValueError):
         TrainConfig(label_range=0.5)
+
+
+def test_region_breakdown_puts_an_error_in_its_region():
+    from densecap.bench.dense_landmarks import IBUG_REGIONS, region_nme
+    rng = np.random.default_rng(3)
+    labels = {f"{k}.png": rng.uniform(100, 300, (68, 2)) for k in range(5)}
+    predictions = {name: points.copy() for name, points in labels.items()}
+    for name, points in predictions.items():
+        points[48:68, 0] += 0.1 * np.linalg.norm(labels[name][36] - labels[name][45])
+    by_region = region_nme(predictions, labels)
+    assert set(by_region) == set(IBUG_REGIONS)
+    assert by_region["mouth"] == pytest.approx(10.0, abs=1e-3)
+    assert all(by_region[region] == 0 for region in IBUG_REGIONS if region != "mouth")
