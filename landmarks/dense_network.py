@@ -16,7 +16,9 @@ training and run time must agree on, and nothing of torch:
   with no hand-made model on top (compare `sigma.py`, used for MediaPipe).
 
 The ONNX files are build outputs, not code: `training/export.py` writes them (metadata
-`landmark_set`, `input_size`, `crop_layout`), by default to `assets/models/<set>.onnx`.
+`landmark_set`, `input_size`, `crop_layout`), by default to `assets/models/<set>.onnx`;
+the trained dense320 is committed as `training/models/dense320.onnx` and `make models`
+copies it there.
 """
 
 from __future__ import annotations

@@ -93,8 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="track the K-th face from the left (default: the largest)")
     track.add_argument("--landmarks", choices=LANDMARK_MODELS, metavar="MODEL",
                        help=f"landmark network: {', '.join(LANDMARK_MODELS)} (default: "
-                            f"{DEFAULT_LANDMARK_MODEL}; the dense ones need their ONNX file "
-                            f"in assets/models/, made by training/export.py)")
+                            f"{DEFAULT_LANDMARK_MODEL}; dense320 is built from "
+                            f"training/models/ by `make models`, dense703 must be trained "
+                            f"and exported to assets/models/: training/README.md)")
     track.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
