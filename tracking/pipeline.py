@@ -20,7 +20,8 @@ import numpy as np
 from ..landmarks.errors import LandmarkError
 from ..landmarks.footage import Footage
 from .performance import Camera, Performance, PerformanceBuilder
-from .preview import PreviewWriter, draw_landmarks, draw_status, draw_wireframe
+from .preview import (PreviewWriter, draw_landmarks, draw_status, draw_wireframe,
+                      face_sigma_range)
 from .progress import CancelToken, ProgressCallback
 
 
@@ -198,6 +199,6 @@ def draw_preview(image: np.ndarray, result: FrameResult, edges: np.ndarray | Non
     if vertices is not None:
         draw_wireframe(canvas, vertices, edges)
     if result.mu is not None:
-        draw_landmarks(canvas, result.mu, result.sigma)
+        draw_landmarks(canvas, result.mu, result.sigma, face_sigma_range(result.mu))
     draw_status(canvas, status)
     return canvas

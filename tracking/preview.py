@@ -21,6 +21,8 @@ _SHIFT = 4
 _ONE = 1 << _SHIFT
 WIREFRAME_COLOR = (255, 200, 80)
 _COLOR_LEVELS = 8
+#: Sigma (px) drawn green .. red by default.
+DEFAULT_SIGMA_RANGE = (1.0, 8.0)
 #: (16, 2) unit circle, the polygon a sigma circle is drawn as.
 _UNIT_CIRCLE = np.stack([np.cos(np.linspace(0, 2 * np.pi, 16, endpoint=False)),
                          np.sin(np.linspace(0, 2 * np.pi, 16, endpoint=False))], axis=1)
@@ -56,10 +58,24 @@ def draw_wireframe(image: np.ndarray, points: np.ndarray, edges: np.ndarray,
                       cv2.LINE_AA, _SHIFT)
 
 
+def face_sigma_range(mu: np.ndarray) -> tuple[float, float]:
+    """The sigma range (px) `draw_landmarks` colours from green to red for landmarks mu (L, 2):
+    0.5 % to 4 % of the landmarks' box size sqrt(w h), so a face reads the same at any size
+    (the fixed default suits a face about 200 px across); the default when none is finite."""
+    finite = mu[np.all(np.isfinite(mu), axis=1)]
+    if len(finite) < 2:
+        return DEFAULT_SIGMA_RANGE
+    width, height = np.ptp(finite, axis=0)
+    size = float(np.sqrt(max(width, 1.0) * max(height, 1.0)))
+    return 0.005 * size, 0.04 * size
+
+
 def draw_landmarks(image: np.ndarray, mu: np.ndarray, sigma: np.ndarray | None = None,
-                   sigma_range: tuple[float, float] = (1.0, 8.0)) -> None:
+                   sigma_range: tuple[float, float] = DEFAULT_SIGMA_RANGE) -> None:
     """Draw landmarks as dots, with a circle of radius sigma coloured green (sigma at or below
-    ``sigma_range[0]``) through yellow to red (at or above ``sigma_range[1]``).
+    ``sigma_range[0]``) through yellow to red (at or above ``sigma_range[1]``); circles are
+    drawn no larger than ``sigma_range[1]`` (a red one means "at least that"), so landmarks
+    the network gives up on do not bury the face.
 
     mu : (L, 2) positions in image pixels (non-finite ones are skipped)
     sigma : (L,) standard deviations in image pixels, optional (then all dots are green)
@@ -76,7 +92,7 @@ def draw_landmarks(image: np.ndarray, mu: np.ndarray, sigma: np.ndarray | None =
         t = (sigma - sigma_range[0]) / max(sigma_range[1] - sigma_range[0], 1e-9)
         level = np.round(np.clip(t, 0.0, 1.0) * (_COLOR_LEVELS - 1)).astype(np.int64)
     finite = np.all(np.isfinite(mu), axis=1)
-    radius = np.clip(sigma, 0.0, 4.0 * max(image.shape[:2]))
+    radius = np.clip(sigma, 0.0, sigma_range[1])
     for step in np.unique(level[finite]):
         t = step / (_COLOR_LEVELS - 1)
         color = (0, int(255 * min(1.0, 2 - 2 * t)), int(255 * min(1.0, 2 * t)))

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from densecap.tracking.errors import TrackingError
-from densecap.tracking.preview import (PreviewWriter, draw_landmarks, draw_status,
-                                       draw_wireframe, mesh_edges, subsample_edges)
+from densecap.tracking.preview import (DEFAULT_SIGMA_RANGE, PreviewWriter, draw_landmarks,
+                                       draw_status, draw_wireframe, face_sigma_range,
+                                       mesh_edges, subsample_edges)
 from densecap.tracking.progress import CancelToken, Progress, TerminalProgress
 
 
@@ -72,7 +73,10 @@ def test_drawing_marks_the_right_pixels():
     draw_landmarks(spot, np.array([[30.5, 30.5], [90.5, 70.5]]), np.array([0.5, 20.0]))
     assert spot[30, 30, 1] > 100 and spot[30, 30, 2] < 50     # small sigma: green
     assert spot[70, 90, 2] > 100 and spot[70, 90, 1] < 50     # large sigma: red
-    assert spot[70, 110].any()                                 # its sigma circle
+    assert spot[70, 98].any() and not spot[70, 110].any()      # its circle, capped at 8 px
+    assert face_sigma_range(np.array([[0.0, 0.0], [400.0, 100.0], [np.nan, 1.0]])) == \
+        pytest.approx((1.0, 8.0))                              # 0.5 % .. 4 % of 200 px
+    assert face_sigma_range(np.full((3, 2), np.nan)) == DEFAULT_SIGMA_RANGE
     text = np.zeros((100, 120, 3), np.uint8)
     draw_status(text, "frame 3\nno face")
     assert text[:30].any() and not text[60:].any()
