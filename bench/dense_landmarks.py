@@ -51,9 +51,9 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from densecap.bench.landmarks_devset import load_labels, score, track_images  # noqa: E402
-from densecap.landmarks.dense_network import (NUM_IBUG, DenseLandmarks,  # noqa: E402
-                                              crop_transform, decode)
+from densecap.bench.landmarks_devset import (dense_front_end, load_labels, score,  # noqa: E402
+                                             track_images)
+from densecap.landmarks.dense_network import NUM_IBUG, crop_transform, decode  # noqa: E402
 from densecap.landmarks.onnx_models import load_session  # noqa: E402
 from densecap.landmarks.roi import crop  # noqa: E402
 from densecap.solver import load_face_model  # noqa: E402
@@ -170,17 +170,8 @@ def tracked_nme(devset: Devset, onnx_path: Path | None) -> dict:
     """Raw and fitted 68-point NME of a front end tracking each image as a one-frame clip:
     the dense network in `onnx_path`, or MediaPipe (None). Summaries in percent, as
     bench.landmarks_devset (an image without a face counts as a failure)."""
-    from densecap.tracking.dense_tracker import DenseFitTracker
-    from densecap.tracking.landmark_tracker import Networks
-    if onnx_path is None:
-        raw, fitted, seconds = track_images(devset.folder, devset.names)
-    else:
-        network, detectors = DenseLandmarks(onnx_path), Networks(face_mesh=False)
-        raw, fitted, seconds = track_images(
-            devset.folder, devset.names,
-            lambda model, width, height: DenseFitTracker(model, width, height, network,
-                                                         networks=detectors),
-            np.arange(NUM_IBUG))
+    front_end = () if onnx_path is None else dense_front_end(onnx_path)
+    raw, fitted, seconds = track_images(devset.folder, devset.names, *front_end)
     result = {"faces_found": len(fitted), "seconds_per_image_median":
               round(float(np.median(seconds)), 3)}
     for method, predictions in (("raw", raw), ("fitted", fitted)):

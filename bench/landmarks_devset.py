@@ -59,6 +59,20 @@ def load_labels(eval_dir: Path, limit: int | None) -> dict[str, np.ndarray]:
             for name in sorted(labels)[:limit]}
 
 
+def dense_front_end(onnx_path: Path, networks=None) -> tuple:
+    """``(make_tracker, to_ibug)`` for `track_images`: our dense network in `onnx_path`
+    (`DenseFitTracker`, loaded once, the detectors `networks` shared across images; default:
+    loaded here), whose first 68 landmarks are the iBUG ones."""
+    from densecap.landmarks.dense_network import NUM_IBUG, DenseLandmarks
+    from densecap.tracking.dense_tracker import DenseFitTracker
+    from densecap.tracking.landmark_tracker import Networks
+    network, detectors = DenseLandmarks(onnx_path), networks or Networks(face_mesh=False)
+
+    def make_tracker(model, width, height):
+        return DenseFitTracker(model, width, height, network, networks=detectors)
+    return make_tracker, np.arange(NUM_IBUG)
+
+
 def track_images(eval_dir: Path, names: list[str], make_tracker=None, to_ibug=None
                  ) -> tuple[dict, dict, list[float]]:
     """Our raw (68, 2) and fitted (68, 2) predictions per image (absent where no face was

@@ -221,17 +221,13 @@ COMMITTED_MAX_MEDIAN_NME_PERCENT = 8.5
 
 
 def test_committed_network_finds_and_fits_real_faces(shared_dir, networks):
-    from densecap.bench.landmarks_devset import load_labels, score, track_images
+    from densecap.bench.landmarks_devset import (dense_front_end, load_labels, score,
+                                                 track_images)
     path = dense_network.model_path(SET)
     assert path.exists(), "make models copies training/models/dense320.onnx here"
-    network = DenseLandmarks(path)
     devset = shared_dir / "devset"
     labels = load_labels(devset, 20)
-    _, fitted, _ = track_images(
-        devset, sorted(labels),
-        lambda model, width, height: DenseFitTracker(model, width, height, network,
-                                                     networks=networks),
-        np.arange(dense_network.NUM_IBUG))
+    _, fitted, _ = track_images(devset, sorted(labels), *dense_front_end(path, networks))
     nme = score(fitted, labels, "fitted")["nme_inter_ocular"]
     assert nme["missed"] == 0
     assert nme["median_percent"] < COMMITTED_MAX_MEDIAN_NME_PERCENT
