@@ -22,9 +22,9 @@ LANDMARK_MODEL_ITEMS = (("mediapipe478", "MediaPipe 478",
                          "MediaPipe face mesh + iris (478 landmarks) tied to the face model"),
                         ("dense320", "DenseCap 320",
                          "Our dense network, 320 landmarks with their own uncertainty, "
-                         "trained on synthetic renders only (ships with the add-on; also "
-                         "tracks profiles; 1.1 points less accurate than MediaPipe on the "
-                         "dev set)"),
+                         "trained on synthetic renders only (ships with the add-on; faster, "
+                         "also tracks profiles, still less accurate than MediaPipe on the dev "
+                         "set: training/README.md)"),
                         ("dense703", "DenseCap 703",
                          "Our dense network, 703 landmarks with their own uncertainty (needs "
                          "assets/models/dense703.onnx, made by training/export.py)"))
