@@ -59,17 +59,19 @@ def load_labels(eval_dir: Path, limit: int | None) -> dict[str, np.ndarray]:
             for name in sorted(labels)[:limit]}
 
 
-def dense_front_end(onnx_path: Path, networks=None) -> tuple:
+def dense_front_end(onnx_path: Path, networks=None, mirror_crops: bool = False) -> tuple:
     """``(make_tracker, to_ibug)`` for `track_images`: our dense network in `onnx_path`
     (`DenseFitTracker`, loaded once, the detectors `networks` shared across images; default:
-    loaded here), whose first 68 landmarks are the iBUG ones."""
+    loaded here; `mirror_crops` as offline mode runs it), whose first 68 landmarks are the
+    iBUG ones."""
     from densecap.landmarks.dense_network import NUM_IBUG, DenseLandmarks
     from densecap.tracking.dense_tracker import DenseFitTracker
     from densecap.tracking.landmark_tracker import Networks
     network, detectors = DenseLandmarks(onnx_path), networks or Networks(face_mesh=False)
 
     def make_tracker(model, width, height):
-        return DenseFitTracker(model, width, height, network, networks=detectors)
+        return DenseFitTracker(model, width, height, network, networks=detectors,
+                               mirror_crops=mirror_crops)
     return make_tracker, np.arange(NUM_IBUG)
 
 

@@ -156,13 +156,38 @@ class DenseLandmarks:
         tensor = np.ascontiguousarray(crops_bgr.transpose(0, 3, 1, 2), dtype=np.float32)
         return self._session.run(None, {self._input: tensor})[0]
 
-    def in_crop(self, crop_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """One crop (S, S, 3) uint8 -> mu (L, 2), sigma (L,) float64 in crop pixels."""
-        return decode(self.raw(np.asarray(crop_bgr)[None])[0], self.size)
+    def in_crop(self, crop_bgr: np.ndarray, mirror: np.ndarray | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """One crop (S, S, 3) uint8 -> mu (L, 2), sigma (L,) float64 in crop pixels.
 
-    def __call__(self, image_bgr: np.ndarray, roi: RoiTransform
-                 ) -> tuple[np.ndarray, np.ndarray]:
-        """Landmarks of the face `roi` frames (an image -> `size` px crop at CROP_LAYOUT).
+        mirror : (L,) int, each landmark's mirror image across the face's plane of symmetry
+        (-1: none), or None. Given, the network also sees the crop flipped left to right (one
+        batch of two) and each landmark is the mean of its own prediction and its mirror's
+        prediction in the flipped crop, flipped back (test-time augmentation: about twice
+        the network time; landmarks without a mirror keep the first prediction). Sigma is
+        the mean of the two: the two predictions are far from independent, so averaging
+        them does not shrink the uncertainty by sqrt(2).
+        """
+        crop_bgr = np.asarray(crop_bgr)
+        if mirror is None:
+            return decode(self.raw(crop_bgr[None])[0], self.size)
+        mirror = np.asarray(mirror)
+        if mirror.shape != (self.num_landmarks,):
+            raise LandmarkError(f"mirror must be ({self.num_landmarks},) landmark indices, "
+                                f"got shape {mirror.shape}")
+        (mu, mu_flipped), (sigma, sigma_flipped) = decode(
+            self.raw(np.stack([crop_bgr, crop_bgr[:, ::-1]])), self.size)
+        paired = mirror >= 0
+        back = mu_flipped[mirror[paired]]
+        back[:, 0] = self.size - back[:, 0]        # corner origin: x -> S - x
+        mu[paired] = 0.5 * (mu[paired] + back)
+        sigma[paired] = 0.5 * (sigma[paired] + sigma_flipped[mirror[paired]])
+        return mu, sigma
+
+    def __call__(self, image_bgr: np.ndarray, roi: RoiTransform,
+                 mirror: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Landmarks of the face `roi` frames (an image -> `size` px crop at CROP_LAYOUT);
+        mirror : as `in_crop`.
 
         image_bgr : (H, W, 3) uint8. Returns mu (L, 2) and sigma (L,) float64, image pixels.
         """
@@ -173,4 +198,4 @@ class DenseLandmarks:
                                 f"{image_bgr.shape}")
         if roi.size != self.size:
             raise LandmarkError(f"the ROI crops {roi.size} px, the network takes {self.size} px")
-        return landmarks_to_image(*self.in_crop(crop(image_bgr, roi)), roi)
+        return landmarks_to_image(*self.in_crop(crop(image_bgr, roi), mirror), roi)

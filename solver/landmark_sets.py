@@ -1,8 +1,9 @@
-"""Landmark embeddings beyond the ones stored in the face model.
+"""Landmark embeddings beyond the ones stored in the face model, and their symmetry.
 
 `random_embedding` makes seeded synthetic dense sets of any size on the face area, so the
 fitters can be tested and benchmarked at 68/320/478/703 landmarks before the real dense
-sets exist; real sets come as `LandmarkEmbedding`s in the same format.
+sets exist; real sets come as `LandmarkEmbedding`s in the same format. `mirror_landmarks`
+pairs each landmark with its mirror image (the dense front end's flipped-crop averaging).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import numpy as np
 
 from .errors import SolverError
 from .face_model import FaceModel, LandmarkEmbedding
+from .problem import landmark_points
 from .regions import face_area_triangles
 
 
@@ -27,3 +29,20 @@ def random_embedding(model: FaceModel, count: int, seed: int = 0) -> LandmarkEmb
     triangles = np.sort(rng.choice(candidates, size=count, replace=False)).astype(np.int32)
     barycentric = rng.dirichlet(np.ones(3), size=count).astype(np.float32)
     return LandmarkEmbedding(f"random{count}_seed{seed}", triangles, barycentric)
+
+
+#: Farthest a landmark's mirror image may lie from the landmark paired with it (cm).
+MIRROR_TOLERANCE_CM = 0.25
+
+
+def mirror_landmarks(model: FaceModel, embedding: LandmarkEmbedding,
+                     tolerance: float = MIRROR_TOLERANCE_CM) -> np.ndarray:
+    """(L,) int: for each landmark, the one nearest its mirror image across the model's
+    plane of symmetry (x = 0) on the neutral face, or -1 when none lies within `tolerance`
+    cm (a landmark on the midline is its own mirror)."""
+    rest = (np.zeros(model.num_identity), np.zeros(model.num_expressions), np.zeros(18))
+    points = landmark_points(model, embedding, *rest)
+    mirrored = points * np.array([-1.0, 1.0, 1.0])
+    distance = np.linalg.norm(mirrored[:, None] - points[None], axis=2)
+    nearest = distance.argmin(1)
+    return np.where(distance[np.arange(len(points)), nearest] <= tolerance, nearest, -1)

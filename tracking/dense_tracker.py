@@ -13,7 +13,11 @@ Per frame:
    renders with);
 2. the network: mu (L, 2) and sigma = exp(log sigma) (L,) mapped to image pixels, fed to the
    fitter unchanged (no hand-made sigma model);
-3. no face: the network has no presence output, so the track is lost when its median iBUG-68
+3. with `mirror_crops` (offline mode's front end) the network also sees each crop flipped
+   left to right and each landmark averages its own and its mirror's prediction
+   (`DenseLandmarks.in_crop`): twice the network time, measured on the devset in
+   training/README.md;
+4. no face: the network has no presence output, so the track is lost when its median iBUG-68
    sigma exceeds `MAX_MEDIAN_SIGMA` of the crop, or when the fit fails.
 """
 
@@ -25,6 +29,7 @@ from ..landmarks.dense_network import (CROP_LAYOUT, LEFT_EYE_IDS, MOUTH_IDS, NUM
                                        RIGHT_EYE_IDS, DenseLandmarks, crop_transform)
 from ..landmarks.roi import RoiTracker
 from ..solver.face_model import FaceModel
+from ..solver.landmark_sets import mirror_landmarks
 from .landmark_tracker import LandmarkFitTracker, Networks
 from .pipeline import FrameResult
 
@@ -44,15 +49,18 @@ class DenseFitTracker(LandmarkFitTracker):
 
     network : the loaded `DenseLandmarks`; face_index : which face to follow (None: the
     largest); focal : focal length in pixels when known (then it is not refined);
-    networks : shared detectors (default: loaded here, single-threaded, no face mesh).
+    networks : shared detectors (default: loaded here, single-threaded, no face mesh);
+    mirror_crops : average each crop's prediction with its mirror image's (step 3 above).
     """
 
     sigma_from_facing = False
 
     def __init__(self, model: FaceModel, width: int, height: int, network: DenseLandmarks, *,
                  face_index: int | None = None, focal: float | None = None,
-                 networks: Networks | None = None):
+                 networks: Networks | None = None, mirror_crops: bool = False):
         self.network = network
+        self._mirror = (mirror_landmarks(model, model.landmark_embedding(network.landmark_set))
+                        if mirror_crops else None)
         self._networks = networks or Networks(face_mesh=False)
         self._roi = RoiTracker(self._networks.detect, network.size, RIGHT_EYE_IDS,
                                LEFT_EYE_IDS, MOUTH_IDS, face_index, CROP_LAYOUT)
@@ -64,10 +72,10 @@ class DenseFitTracker(LandmarkFitTracker):
         laps.lap("detect" if self._roi.detected else "roi")
         if roi is None:
             return self._lost()
-        mu, sigma = self.network(image, roi)
+        mu, sigma = self.network(image, roi, None if self._roi.detected else self._mirror)
         if self._roi.detected and self._confident(sigma, roi.scale):
             roi = crop_transform(mu, self.network.size)
-            mu, sigma = self.network(image, roi)
+            mu, sigma = self.network(image, roi, self._mirror)
         laps.lap("landmark_net")
         if not self._confident(sigma, roi.scale):
             return self._lost()

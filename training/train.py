@@ -3,7 +3,8 @@
     python -m densecap.training.train --run build/training/dense320 [--landmark-set dense320]
         [--images 8000] [--steps 4000] [--batch 32] [--size 128] [--width 0.5]
         [--loss gnll|l2] [--lr 2e-3] [--head spatial|pool] [--label-range 1.5] [--beta 0]
-        [--seed 0] [--threads 1] [--workers 1] [--max-minutes M]
+        [--seed 0] [--init-from build/training/OTHER] [--threads 1] [--workers 1]
+        [--max-minutes M]
 
 The run folder (git-ignored under build/) holds `config.json`, the rendered dataset as
 shards (`data/shard_XXXX.npz`, samples k*shard .. of the stream `--seed`; rendered once,
@@ -15,6 +16,10 @@ Optimiser: AdamW, learning rate warmed up linearly over the first 5 % of the ste
 cosine to zero. A fresh run starts its position outputs at the mean training label
 (of the labels the loss uses; `--init-mean`, default on): on 64 crops overfitted for 300 steps this halved the
 iBUG-68 error (median NME 0.066 -> 0.028) against starting at the crop centre.
+
+`--init-from RUN` starts the weights from another run's checkpoint (same size, width and
+head) with a fresh optimiser and schedule: a warm restart on more data, or another landmark
+set from the same backbone (`start_from_run`; training/README.md, runs 7 and 8).
 
 Labels far off the crop (`--label-range`, default 1.5: more than a quarter crop beyond an
 edge; about 4 % of the dense320 labels, 0.8 % of the iBUG-68 ones) are dropped from the
@@ -70,6 +75,7 @@ class TrainConfig:
     beta: float = 0.0                 # beta-NLL weighting of the GNLL (0: eq. 1 exactly)
     label_range: float = 1.5          # drop labels beyond this, normalised (0: keep all)
     init_mean: bool = True            # start the positions at the training labels' mean
+    init_from: str = ""               # a run folder whose checkpoint weights start this run
     seed: int = 0
 
     def __post_init__(self):
@@ -231,9 +237,11 @@ def train(config: TrainConfig, run: Path, images: np.ndarray, landmarks: np.ndar
         step = int(state["step"])
     normalised = to_normalised(landmarks, config.size).astype(np.float32)
     used = label_mask(normalised, config.label_range)
-    if step == 0 and config.init_mean:
-        network.set_mean_positions((normalised * used[..., None]).sum(0)
-                                   / np.maximum(used.sum(0), 1)[:, None])
+    mean = (normalised * used[..., None]).sum(0) / np.maximum(used.sum(0), 1)[:, None]
+    if step == 0 and config.init_from:
+        start_from_run(network, config, Path(config.init_from), mean)
+    elif step == 0 and config.init_mean:
+        network.set_mean_positions(mean)
     weights = torch.from_numpy(landmark_weights(config.landmark_set, config.weights,
                                                 num_landmarks)
                                * used.astype(np.float32))              # (n, L)
@@ -273,7 +281,44 @@ def train(config: TrainConfig, run: Path, images: np.ndarray, landmarks: np.ndar
 
 
 #: Config fields added after the first runs, with the values those runs had.
-_OLDER_RUNS = {"head": "pool", "beta": 0.0, "label_range": 0.0}
+_OLDER_RUNS = {"head": "pool", "beta": 0.0, "label_range": 0.0, "init_from": ""}
+
+
+def start_from_run(network: DenseLandmarkNet, config: TrainConfig, run: Path,
+                   mean: np.ndarray) -> None:
+    """Load run `run`'s checkpoint weights into `network` (same size, width and head).
+
+    Another landmark set: the backbone is copied, and each landmark's head rows from the
+    source landmark nearest to it on the neutral face, its position bias moved by the
+    difference of this run's mean labels `mean` (L, 2) normalised between the landmark and
+    that source landmark's own nearest (for dense320 -> dense703 the sets share 320 points,
+    and the rest start out predicting their neighbour, offset)."""
+    other = TrainConfig(**{**_OLDER_RUNS, **json.loads((run / "config.json").read_text())})
+    for field in ("size", "width", "head"):
+        if getattr(other, field) != getattr(config, field):
+            raise ValueError(f"--init-from {run}: {field} {getattr(other, field)!r} "
+                             f"differs from this run's {getattr(config, field)!r}")
+    state = torch.load(run / "checkpoint.pt", weights_only=True)["model"]
+    if other.landmark_set != config.landmark_set:
+        source, back = nearest_landmarks(config.landmark_set, other.landmark_set)
+        weight = state["head.weight"].view(-1, 3, state["head.weight"].shape[1])[source]
+        bias = state["head.bias"].view(-1, 3)[source].clone()
+        bias[:, :2] += torch.as_tensor(mean - mean[back[source]], dtype=bias.dtype)
+        state = {**state, "head.weight": weight.reshape(-1, weight.shape[2]),
+                 "head.bias": bias.reshape(-1)}
+    network.load_state_dict(state)
+
+
+def nearest_landmarks(target: str, source: str) -> tuple[np.ndarray, np.ndarray]:
+    """For each landmark of set `target`, the nearest of set `source` on the neutral face
+    (L_target,); and for each `source` landmark the nearest `target` one (L_source,)."""
+    from ..solver.problem import landmark_points
+    model = load_face_model()
+    rest = (np.zeros(model.num_identity), np.zeros(model.num_expressions), np.zeros(18))
+    points = [landmark_points(model, model.landmark_embedding(name), *rest)
+              for name in (target, source)]
+    distance = np.linalg.norm(points[0][:, None] - points[1][None], axis=2)
+    return distance.argmin(1), distance.argmin(0)
 
 
 def _check_config(run: Path, config: TrainConfig) -> None:

@@ -39,13 +39,13 @@ def mean_face_in_crop(model) -> np.ndarray:
     return crop_transform(image, SIZE).to_crop(image)
 
 
-def roi_at(right_eye, left_eye, mouth):
-    """The dense crop of a face with these eye and mouth centres (image px)."""
+def roi_at(right_eye, left_eye, mouth, size=SIZE):
+    """The dense crop (size px) of a face with these eye and mouth centres (image px)."""
     points = np.zeros((68, 2))
     points[list(dense_network.RIGHT_EYE_IDS)] = right_eye
     points[list(dense_network.LEFT_EYE_IDS)] = left_eye
     points[list(dense_network.MOUTH_IDS)] = mouth
-    return crop_transform(points, SIZE)
+    return crop_transform(points, size)
 
 
 def frame(clip, index):
@@ -212,6 +212,30 @@ def test_run_time_path_needs_no_torch(export, face_model, clip):
                             timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+def test_mirrored_crops_make_the_network_flip_equivariant(face_model, clip):
+    """With mirror_crops a face and its mirror image get mirrored landmarks: each landmark
+    is the mean of its prediction and its mirror's in the flipped crop (the committed net on
+    a real frame); offline mode's tracker reads crops this way, real time does not."""
+    from densecap.solver.landmark_sets import mirror_landmarks
+    network = DenseLandmarks(dense_network.model_path(SET))
+    mirror = mirror_landmarks(face_model, face_model.landmark_embedding(SET))
+    paired = np.flatnonzero(mirror >= 0)
+    assert (mirror[mirror[paired]] == paired).all()
+    from densecap.landmarks.roi import crop
+    image = crop(frame(clip, 0), roi_at([560, 260], [640, 262], [600, 360], network.size))
+    mu, sigma = network.in_crop(image, mirror)
+    mu_flipped, sigma_flipped = network.in_crop(image[:, ::-1].copy(), mirror)
+    back = mu_flipped[mirror[paired]]
+    back[:, 0] = network.size - back[:, 0]
+    np.testing.assert_allclose(back, mu[paired], atol=1e-4)
+    np.testing.assert_allclose(sigma_flipped[mirror[paired]], sigma[paired], rtol=1e-5)
+    plain, _ = network.in_crop(image)
+    assert np.abs(plain - mu).max() > 0.1                  # the flipped crop was read
+    with open_footage(clip, end=1) as footage:
+        assert cli.make_tracker(footage, "offline", None, landmark_model=SET)._mirror is not None
+        assert cli.make_tracker(footage, "realtime", None, landmark_model=SET)._mirror is None
 
 
 #: The committed dense320 (training/models, run 6) on the first 20 devset images, each a

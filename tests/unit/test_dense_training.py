@@ -12,8 +12,8 @@ from densecap.landmarks.dense_network import (CROP_LAYOUT, LEFT_EYE_IDS,  # noqa
                                               RIGHT_EYE_IDS, decode, to_normalised)
 from densecap.training.network import DenseLandmarkNet, gnll_loss, l2_loss  # noqa: E402
 from densecap.training.synthetic import SyntheticConfig, SyntheticRenderer  # noqa: E402
-from densecap.training.train import (TrainConfig, batch_indices, label_mask,  # noqa: E402
-                                     train)
+from densecap.training.train import (TrainConfig, batch_indices, build_network,  # noqa: E402
+                                     label_mask, nearest_landmarks, start_from_run, train)
 
 LANDMARK_SET = "dense320"
 
@@ -129,12 +129,44 @@ def test_training_steps_reduce_the_loss_resume_and_export(small, tmp_path):
     assert resumed.step == 20 and resumed.losses == []
     with pytest.raises(ValueError):
         train(TrainConfig(**{**config.__dict__, "lr": 1e-3}), tmp_path / "run", images, landmarks)
+    # A warm restart starts from the trained weights: its first loss is the trained level.
+    restart = TrainConfig(**{**config.__dict__, "steps": 3, "init_from": str(tmp_path / "run")})
+    _, warm = train(restart, tmp_path / "warm", images, landmarks)
+    assert warm.losses[0][1] < losses[0] - 1.0
+    with pytest.raises(ValueError, match="width"):
+        train(TrainConfig(**{**restart.__dict__, "width": 0.5}), tmp_path / "wide", images,
+              landmarks)
     # ONNX round trip (float32 exact, float16 weights close).
     path = export_onnx(network, size, tmp_path / "net.onnx", LANDMARK_SET)
     assert parity(network, path, images[:2])["max_abs_position_px"] < 1e-3
     half = export_onnx(network, size, tmp_path / "net16.onnx", LANDMARK_SET, fp16=True)
     assert half.stat().st_size < 0.6 * path.stat().st_size
     assert parity(network, half, images[:2])["max_abs_position_px"] < 0.1
+
+
+def test_a_dense703_run_starts_from_a_dense320_backbone(small, tmp_path):
+    """The shared landmarks predict exactly what the source predicts; the others start at
+    their nearest source landmark's prediction moved by the difference of the mean labels."""
+    images, landmarks, _ = small.batch(5, 0, 4)
+    source = TrainConfig(landmark_set=LANDMARK_SET, size=64, width=0.25, images=4, shard=4,
+                         steps=2, batch=4)
+    trained, _ = train(source, tmp_path / "src", images, landmarks)
+    target = TrainConfig(**{**source.__dict__, "landmark_set": "dense703",
+                            "init_from": str(tmp_path / "src")})
+    nearest, back = nearest_landmarks("dense703", LANDMARK_SET)
+    mean = np.random.default_rng(0).uniform(-0.5, 0.5, (len(nearest), 2)).astype(np.float32)
+    network = build_network(target, len(nearest))
+    start_from_run(network, target, tmp_path / "src", mean)
+    network.eval()
+    with torch.no_grad():
+        x = torch.from_numpy(images[:2]).permute(0, 3, 1, 2).float()
+        before, after = trained(x).numpy(), network(x).numpy()
+    expected = before[:, nearest].copy()
+    expected[..., :2] += mean - mean[back[nearest]]
+    np.testing.assert_allclose(after, expected, atol=1e-5)
+    shared = np.flatnonzero(back[nearest] == np.arange(len(nearest)))
+    assert len(shared) == 320
+    np.testing.assert_allclose(after[:, shared], before[:, nearest[shared]], atol=1e-5)
 
 
 def test_network_shape():

@@ -102,3 +102,23 @@ def test_weighted_farthest_points_spacing_follows_weight():
     with pytest.raises(ValueError):
         sets.weighted_farthest_points(points, weights, np.zeros(4000, int), np.zeros((1, 3)),
                                       np.zeros(1, int), 5000)
+
+
+def test_mirror_pairs_the_ibug_points_across_the_face(face_model):
+    """iBUG-68 on the ICT head is symmetric: the jaw runs backwards, the midline (nose
+    bridge, chin) is its own mirror, and pairing twice is the identity."""
+    from densecap.solver.landmark_sets import mirror_landmarks
+    mirror = mirror_landmarks(face_model, face_model.landmark_embedding("ibug68"))
+    np.testing.assert_array_equal(mirror[:17], np.arange(17)[::-1])
+    np.testing.assert_array_equal(mirror[27:31], np.arange(27, 31))
+    np.testing.assert_array_equal(mirror[[36, 45, 48, 54]], [45, 36, 54, 48])
+    np.testing.assert_array_equal(mirror[mirror], np.arange(68))
+
+
+@pytest.mark.parametrize("name", sorted(sets.SETS))
+def test_mirror_of_a_dense_set_is_an_involution(face_model, name):
+    from densecap.solver.landmark_sets import mirror_landmarks
+    mirror = mirror_landmarks(face_model, face_model.landmark_embedding(name))
+    paired = np.flatnonzero(mirror >= 0)
+    assert len(paired) > len(mirror) // 2
+    assert np.mean(mirror[mirror[paired]] == paired) > 0.99
