@@ -17,6 +17,7 @@ PY52 := $(VENV52)/bin/python
 ASSETS := assets/face_model.npz
 MODELS := assets/models/face_landmark.onnx
 DENSE_MODELS := assets/models/dense320.onnx
+NETWORKS := $(MODELS) $(DENSE_MODELS)
 
 .PHONY: setup setup52 assets models demo demo-rig test test-unit test-blender test-blender52 zip bench peer clean
 
@@ -50,7 +51,7 @@ $(ASSETS): $(VENV)/.installed tools/build_assets.py $(wildcard landmarks/data/*_
 	$(PY) -m tools.build_assets --ict $(SHARED)/ict-facekit/ict_face_model.npz --out $@
 
 # Face detector / face mesh / iris networks: mediapipe 0.10.21 wheel (cached in build/) -> ONNX.
-models: $(MODELS) $(DENSE_MODELS)
+models: $(NETWORKS)
 $(MODELS): $(VENV)/.installed tools/mediapipe_models.py tools/tflite_to_onnx.py
 	$(PY) -m tools.mediapipe_models --cache build/mediapipe --out assets/models
 
@@ -63,7 +64,7 @@ assets/models/%.onnx: training/models/%.onnx
 # The main job: track a clip from ../shared/footage into a Performance, an animated .blend and
 # a preview video with the fit drawn over the footage (DEMO_CLIP=... to use another clip).
 DEMO_CLIP ?= $(SHARED)/footage/talking_2.mp4
-demo: $(ASSETS) $(MODELS) $(DENSE_MODELS)
+demo: $(ASSETS) $(NETWORKS)
 	mkdir -p out
 	$(VENV)/bin/densecap track $(DEMO_CLIP) --out out/demo.npz --blend out/demo.blend --preview out/demo_preview.mp4
 
@@ -73,22 +74,22 @@ demo-rig: $(ASSETS)
 
 test: test-unit test-blender test-blender52
 
-test-unit: $(ASSETS) $(MODELS) $(DENSE_MODELS)
+test-unit: $(ASSETS) $(NETWORKS)
 	$(PY) -m pytest -q tests/unit
 
-test-blender: $(ASSETS) $(MODELS) $(DENSE_MODELS)
+test-blender: $(ASSETS) $(NETWORKS)
 	$(PY) -m pytest -q tests/blender
 
-test-blender52: $(ASSETS) $(MODELS) $(DENSE_MODELS) $(VENV52)/.installed
+test-blender52: $(ASSETS) $(NETWORKS) $(VENV52)/.installed
 	$(PY52) -m pytest -q tests/blender
 
-zip: $(ASSETS) $(MODELS) $(DENSE_MODELS)
+zip: $(ASSETS) $(NETWORKS)
 	$(PY) -m tools.build_extension
 
 # Accuracy, stability and speed side by side with the peer (< 15 min on 2 cores; see
 # bench/README.md). BENCH_ARGS="--full" for all images and frames, "--eval-dir DIR --clips DIR".
 PEER := .venv-peer
-bench: $(ASSETS) $(MODELS) $(PEER)/.installed
+bench: $(ASSETS) $(NETWORKS) $(PEER)/.installed
 	$(PY) -m bench $(BENCH_ARGS)
 
 peer: $(PEER)/.installed
