@@ -16,7 +16,7 @@ PY := $(VENV)/bin/python
 PY52 := $(VENV52)/bin/python
 ASSETS := assets/face_model.npz
 MODELS := assets/models/face_landmark.onnx
-DENSE_MODELS := assets/models/dense320.onnx
+DENSE_MODELS := assets/models/dense320.onnx assets/models/dense703.onnx
 NETWORKS := $(MODELS) $(DENSE_MODELS)
 
 .PHONY: setup setup52 assets models demo demo-rig test test-unit test-blender test-blender52 zip bench peer clean

@@ -26,8 +26,9 @@ LANDMARK_MODEL_ITEMS = (("mediapipe478", "MediaPipe 478",
                          "also tracks profiles, still less accurate than MediaPipe on the dev "
                          "set: training/README.md)"),
                         ("dense703", "DenseCap 703",
-                         "Our dense network, 703 landmarks with their own uncertainty (needs "
-                         "assets/models/dense703.onnx, made by training/export.py)"))
+                         "Our dense network, 703 landmarks with their own uncertainty, the "
+                         "denser set for offline tracking (ships with the add-on; same "
+                         "backbone as DenseCap 320: training/README.md)"))
 
 
 class DenseCapPreferences(bpy.types.AddonPreferences):

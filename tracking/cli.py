@@ -95,9 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="track the K-th face from the left (default: the largest)")
     track.add_argument("--landmarks", choices=LANDMARK_MODELS, metavar="MODEL",
                        help=f"landmark network: {', '.join(LANDMARK_MODELS)} (default: "
-                            f"{DEFAULT_LANDMARK_MODEL}; dense320 is built from "
-                            f"training/models/ by `make models`, dense703 must be trained "
-                            f"and exported to assets/models/: training/README.md)")
+                            f"{DEFAULT_LANDMARK_MODEL}; dense320 and dense703 are our own, "
+                            f"copied from training/models/ by `make models`: "
+                            f"training/README.md)")
     track.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
