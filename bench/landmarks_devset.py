@@ -42,13 +42,10 @@ FRONT_END = "MediaPipe 478 (face mesh + iris, converted to ONNX)"
 
 def ibug_from_network(model) -> np.ndarray:
     """(68,) index of the network landmark nearest to each iBUG-68 point on the neutral."""
-    from densecap.solver.problem import landmark_points
+    from densecap.solver.landmark_sets import neutral_landmark_points
     from densecap.tracking.landmark_tracker import LANDMARK_SET
-    zero_beta, zero_psi = np.zeros(model.num_identity), np.zeros(model.num_expressions)
-    theta = np.zeros(18)
-    ibug = landmark_points(model, model.landmark_embedding("ibug68"), zero_beta, zero_psi, theta)
-    dense = landmark_points(model, model.landmark_embedding(LANDMARK_SET), zero_beta, zero_psi,
-                            theta)
+    ibug, dense = (neutral_landmark_points(model, model.landmark_embedding(name))
+                   for name in ("ibug68", LANDMARK_SET))
     return np.argmin(np.linalg.norm(ibug[:, None] - dense[None], axis=2), axis=1)
 
 

@@ -17,8 +17,8 @@ training and run time must agree on, and nothing of torch:
 
 The ONNX files are build outputs, not code: `training/export.py` writes them (metadata
 `landmark_set`, `input_size`, `crop_layout`), by default to `assets/models/<set>.onnx`;
-the trained dense320 is committed as `training/models/dense320.onnx` and `make models`
-copies it there.
+the trained networks are committed as `training/models/<set>.onnx` and `make models`
+copies them there.
 """
 
 from __future__ import annotations

@@ -293,7 +293,7 @@ def start_from_run(network: DenseLandmarkNet, config: TrainConfig, run: Path,
     difference of this run's mean labels `mean` (L, 2) normalised between the landmark and
     that source landmark's own nearest (for dense320 -> dense703 the sets share 320 points,
     and the rest start out predicting their neighbour, offset)."""
-    other = TrainConfig(**{**_OLDER_RUNS, **json.loads((run / "config.json").read_text())})
+    other = run_config(run)
     for field in ("size", "width", "head"):
         if getattr(other, field) != getattr(config, field):
             raise ValueError(f"--init-from {run}: {field} {getattr(other, field)!r} "
@@ -312,10 +312,9 @@ def start_from_run(network: DenseLandmarkNet, config: TrainConfig, run: Path,
 def nearest_landmarks(target: str, source: str) -> tuple[np.ndarray, np.ndarray]:
     """For each landmark of set `target`, the nearest of set `source` on the neutral face
     (L_target,); and for each `source` landmark the nearest `target` one (L_source,)."""
-    from ..solver.problem import landmark_points
+    from ..solver.landmark_sets import neutral_landmark_points
     model = load_face_model()
-    rest = (np.zeros(model.num_identity), np.zeros(model.num_expressions), np.zeros(18))
-    points = [landmark_points(model, model.landmark_embedding(name), *rest)
+    points = [neutral_landmark_points(model, model.landmark_embedding(name))
               for name in (target, source)]
     distance = np.linalg.norm(points[0][:, None] - points[1][None], axis=2)
     return distance.argmin(1), distance.argmin(0)
@@ -338,9 +337,14 @@ def _save(path: Path, network, optimiser, step: int) -> None:
     tmp.replace(path)
 
 
+def run_config(run: Path) -> TrainConfig:
+    """The config stored in run folder `run` (fields added since filled as `_OLDER_RUNS`)."""
+    return TrainConfig(**{**_OLDER_RUNS, **json.loads((run / "config.json").read_text())})
+
+
 def load_network(run: Path) -> tuple[TrainConfig, DenseLandmarkNet, int]:
     """The config, the network (eval mode) and the step of a run's checkpoint."""
-    config = TrainConfig(**{**_OLDER_RUNS, **json.loads((run / "config.json").read_text())})
+    config = run_config(run)
     state = torch.load(run / "checkpoint.pt", weights_only=True)
     num_landmarks = state["model"]["head.bias"].shape[0] // 3
     network = build_network(config, num_landmarks)

@@ -1,7 +1,7 @@
 """Our dense landmark network as the tracking front end, end to end: a tiny network exported
 to ONNX (torch), run by onnxruntime on real decoded footage, its mu and sigma through the
 ROI mapping into the real-time fitter; the model choice and its errors; and the committed
-trained network (training/models/dense320.onnx) on real labelled faces."""
+trained networks (training/models/dense320.onnx, dense703.onnx) on real labelled faces."""
 
 import subprocess
 import sys
