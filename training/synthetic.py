@@ -8,8 +8,10 @@ rendered in parallel. A sample:
    [0, 1]): nearly neutral, one expression, or a random combination, plus blinks (both
    eyes or one) and jaw opening; pose theta: root, neck and head rotations, gaze
    (eye joints); see `SyntheticConfig` for every range;
-2. appearance: per-vertex albedo from `AlbedoSampler` (skin tone, lips, brows, stubble,
-   blotches and freckles, eye colour); one directional light + ambient;
+2. appearance: per-vertex albedo from `AlbedoSampler` (skin tone, lips, brows of random
+   width, stubble or beard, blotches and freckles, eye colour, scalp hair above a random
+   hairline); one directional light with cast shadows and a specular highlight, plus
+   ambient light scaled by ambient occlusion;
 3. camera: the head at a random distance and off-axis direction from a pinhole camera;
    the crop is placed as the front end places it (`landmarks.dense_network.crop_transform`:
    the eye centres and the mouth centre of the iBUG points at `CROP_LAYOUT`, the one
@@ -18,8 +20,9 @@ rendered in parallel. A sample:
    of a pinhole image is again a pinhole image (camera rolled about its axis, focal and
    principal point moved), the head is rendered straight into the `size` px crop;
 4. background (random textures, or crops of `../shared/footage` frames away from the
-   face), occluders drawn over the head (hair strands, glasses frames, bars, hand-like
-   blobs), then image augmentation (colour, exposure, grey, blur, noise, JPEG).
+   face) with a hair mass behind the head, occluders drawn over the head (hair strands,
+   glasses frames, bars, hand-like blobs, shoulders and a collar over the neck), then
+   image augmentation (colour, exposure, grey, blur, noise, JPEG).
 
 Labels: the projection of every landmark of the set (occluded ones included) in crop
 pixels (corner origin), and a visibility flag (in front of the head's depth buffer and not
@@ -40,7 +43,9 @@ from ..landmarks.roi import RoiTransform
 from ..solver.conventions import MODEL_TO_OPENCV, NUM_JOINTS, THETA_SIZE, theta_rotation
 from ..solver.face_model import FaceModel
 from ..solver.model import forward_kinematics, joints, landmark_vertex_ids, rodrigues
-from .render import Albedo, HeadScene, PinholeCamera, model_to_camera, render_head
+from ..tools.build_assets import PARTS
+from .render import (Albedo, HeadScene, PinholeCamera, ambient_occlusion, band_weight,
+                     brow_distance, light_visibility, model_to_camera, render_head)
 
 #: A landmark counts as visible when it is at most this far (cm) behind the depth buffer
 #: and the pixel shows the same part (material, face and back of head as one): a thin
@@ -84,6 +89,12 @@ class SyntheticConfig:
     jitter_shift: float = 0.04
     align_with_mouth_prob: float = 0.7
     footage_prob: float = 0.5
+    hair_prob: float = 0.8             # scalp hair painted on the head
+    hair_volume_prob: float = 0.7      # with hair: a hair mass behind the head
+    long_hair_prob: float = 0.4        # with a hair mass: falling to the shoulders
+    clothing_prob: float = 0.7         # shoulders and a collar over the neck
+    shadow_prob: float = 0.7           # cast shadows (else ambient occlusion only)
+    specular_max: float = 0.4
     strands_prob: float = 0.25
     glasses_prob: float = 0.15
     bar_prob: float = 0.1
@@ -152,11 +163,31 @@ class PosedMesh:
         return posed.astype(np.float64) + theta[3 * NUM_JOINTS:]
 
 
+@dataclass(frozen=True)
+class Appearance:
+    """One sample's colours: albedo (N, 3) float32 RGB in [0, 1]; hair (N,) float32 in
+    [0, 1], how much of each vertex is scalp hair; hair_colour (3,) RGB in [0, 1]."""
+
+    albedo: np.ndarray
+    hair: np.ndarray
+    hair_colour: np.ndarray
+
+
 class AlbedoSampler:
     """Random per-vertex albedo. The scene's albedo is linear in the `Albedo` colours,
-    so it is computed once per colour slot (one-hot albedos) and mixed per sample."""
+    so it is computed once per colour slot (one-hot albedos) and mixed per sample; then
+    skin variation, brows of random width, stubble or beard, and scalp hair are painted
+    over it.
+
+    Scalp hair (approximate, chosen by eye on renders): a vertex of the skin is hair above
+    a hairline that runs from `HAIRLINE_FRONT` cm (model y; the brows are at 6.3) over the
+    forehead down to `HAIRLINE_BACK` at the nape, kept above `EAR_GUARD_Y` around the ears."""
 
     SLOTS = tuple(Albedo.__dataclass_fields__)
+    HAIRLINE_FRONT = (8.5, 12.0)
+    HAIRLINE_BACK = (-10.0, -3.0)
+    HAIRLINE_Z = (-2.0, 9.0)       # model z where the line is at the back / front height
+    EAR_GUARD_Y = 5.5
 
     def __init__(self, model: FaceModel):
         zero = {slot: (0.0, 0.0, 0.0) for slot in self.SLOTS}
@@ -173,9 +204,14 @@ class AlbedoSampler:
         jaw = (neutral[:, 1] < nose_y) & (neutral[:, 2] > neutral[ibug[0], 2] - 1.0)
         self.stubble = skin * jaw * (neutral[:, 1] > neutral[ibug[8], 1] - 3.0)
         self.skin = skin
+        self.brow_distance = brow_distance(model)
+        x, y, z = neutral.T
+        self.ear = (np.abs(x) > 6.5) & (z > -3.5) & (z < 4.5)
+        low, high = self.HAIRLINE_Z
+        self.hairline_position = np.clip((z - low) / (high - low), 0.0, 1.0)
 
-    def __call__(self, rng: np.random.Generator) -> np.ndarray:
-        """(N, 3) float32 albedo, RGB in [0, 1]."""
+    def __call__(self, rng: np.random.Generator, hair_prob: float = 0.0) -> Appearance:
+        """One sample's appearance; scalp hair with probability `hair_prob`."""
         tone = _palette(rng, SKIN_TONES)
         hair = _palette(rng, HAIR_COLOURS)
         colours = {
@@ -202,10 +238,28 @@ class AlbedoSampler:
             spots = rng.uniform(size=len(albedo)) < rng.uniform(0.01, 0.05)
             variation[spots] *= rng.uniform(0.6, 0.85)
         albedo = albedo * (1 + (variation - 1) * self.skin[:, None])
-        if rng.uniform() < 0.2:  # stubble
-            amount = rng.uniform(0.1, 0.5) * self.stubble * rng.uniform(0.5, 1.0, len(albedo))
-            albedo = albedo * (1 - amount[:, None]) + np.outer(amount, hair)
-        return np.clip(albedo, 0.0, 1.0).astype(np.float32)
+        if rng.uniform() < 0.6:  # brows of another width and darkness
+            brows = band_weight(self.brow_distance, rng.uniform(0.2, 0.6)) * rng.uniform(0.5, 1.0)
+            albedo = _paint(albedo, brows, hair * rng.uniform(0.4, 1.1))
+        if rng.uniform() < 0.3:  # stubble, or a beard
+            amount = rng.uniform(0.1, 1.0) * self.stubble * rng.uniform(0.5, 1.0, len(albedo))
+            albedo = _paint(albedo, amount, hair)
+        scalp = np.zeros(len(albedo))
+        if rng.uniform() < hair_prob:
+            front, back = rng.uniform(*self.HAIRLINE_FRONT), rng.uniform(*self.HAIRLINE_BACK)
+            line = back + (front - back) * self.hairline_position ** rng.uniform(0.4, 1.0)
+            line = np.where(self.ear, np.maximum(line, self.EAR_GUARD_Y), line)
+            line = line + rng.normal(0, 0.25, len(line))
+            scalp = self.skin * np.clip((self.positions[:, 1] - line) / 0.6 + 0.5, 0.0, 1.0)
+            strands = hair * rng.uniform(0.75, 1.25, (len(albedo), 1))
+            albedo = albedo * (1 - scalp[:, None]) + scalp[:, None] * strands
+        return Appearance(np.clip(albedo, 0.0, 1.0).astype(np.float32), scalp.astype(np.float32),
+                          hair)
+
+
+def _paint(albedo: np.ndarray, weight: np.ndarray, colour: np.ndarray) -> np.ndarray:
+    """albedo (N, 3) blended towards colour (3,) by weight (N,) in [0, 1]."""
+    return albedo * (1 - weight[:, None]) + np.outer(weight, colour)
 
 
 def _palette(rng: np.random.Generator, colours: np.ndarray) -> np.ndarray:
@@ -409,6 +463,79 @@ def draw_occluders(rng: np.random.Generator, image: np.ndarray, eyes: np.ndarray
     return mask.astype(bool)
 
 
+def draw_hair_volume(rng: np.random.Generator, image: np.ndarray, scalp: np.ndarray,
+                     centre: np.ndarray, down: np.ndarray, eye_distance: float,
+                     colour: np.ndarray, long_hair_prob: float) -> None:
+    """Draw a hair mass into the background `image` (S, S, 3) uint8 BGR in place (the
+    head is rendered over it): the convex hull of the projected scalp-hair vertices
+    scalp (k, 2) px, grown about the head's centre (2,), and with probability
+    `long_hair_prob` extended along the head's downward direction down (2,) (unit) by
+    2-5 eye distances. colour: (3,) RGB in [0, 1], streaked along `down`."""
+    size = image.shape[0]
+    outline = centre + (scalp - centre) * rng.uniform(1.0, 1.2)
+    if rng.uniform() < long_hair_prob:
+        across = np.array([-down[1], down[0]])
+        side = (outline - centre) @ across
+        ends = outline[[np.argmin(side), np.argmax(side)]]
+        outline = np.vstack([outline, ends + down * eye_distance * rng.uniform(2.0, 5.0)])
+    hull = cv2.convexHull(np.clip(outline, -4 * size, 5 * size).astype(np.float32))
+    mask = np.zeros((size, size), dtype=np.uint8)
+    cv2.fillPoly(mask, [np.round(hull[:, 0] * 16).astype(np.int32)], 1, cv2.LINE_AA, shift=4)
+    angle = np.degrees(np.arctan2(down[1], down[0])) - 90.0
+    streaks = cv2.GaussianBlur(rng.normal(0, 1, (size, size)).astype(np.float32), (0, 0),
+                               sigmaX=0.6, sigmaY=rng.uniform(3, 8))
+    streaks = cv2.warpAffine(streaks, cv2.getRotationMatrix2D((size / 2, size / 2), angle, 1.0),
+                             (size, size), borderMode=cv2.BORDER_REFLECT)
+    shade = 255 * colour[::-1] * rng.uniform(0.35, 0.9)
+    hair = shade * (1 + rng.uniform(0.5, 1.5) * streaks[..., None] / max(streaks.std(), 1e-6) * 0.25)
+    inside = mask.astype(bool)
+    image[inside] = np.clip(hair[inside], 0, 255).astype(np.uint8)
+
+
+def torso_outline(rng: np.random.Generator) -> np.ndarray:
+    """(11, 3) model-space outline (cm; y up, z forward) of shoulders and a collar
+    below the ICT neck: a crew or V neckline, random shoulder width and height.
+    Approximate (no body model): a flat polygon facing forward."""
+    collar_y = rng.uniform(-15.0, -11.0)
+    neckline_y = collar_y - (rng.uniform(3.0, 10.0) if rng.uniform() < 0.3 else rng.uniform(0.0, 2.0))
+    width = rng.uniform(15.0, 21.0)
+    shoulder_y = rng.uniform(-19.0, -16.0)
+    right = [(width + 3.0, -70.0, -2.0), (width + 1.0, -30.0, -2.0), (width, shoulder_y, -2.0),
+             (0.6 * width, shoulder_y + 1.5, 0.0), (6.0, collar_y, 3.0)]
+    left = [(-x, y, z) for x, y, z in right[::-1]]
+    return np.array(left + [(0.0, neckline_y, 5.0)] + right)
+
+
+def draw_clothing(rng: np.random.Generator, image: np.ndarray, outline: np.ndarray,
+                  allowed: np.ndarray) -> np.ndarray:
+    """Fill the projected torso outline (m, 2) px in `image` (S, S, 3) uint8 in place,
+    only where `allowed` (S, S) bool (background and neck, not the face); returns the
+    drawn mask (S, S) bool. A flat colour with a shading gradient, or a texture."""
+    size = image.shape[0]
+    mask = np.zeros((size, size), dtype=np.uint8)
+    polygon = np.round(np.clip(outline, -4 * size, 5 * size) * 16).astype(np.int32)
+    cv2.fillPoly(mask, [polygon], 1, cv2.LINE_AA, shift=4)
+    inside = mask.astype(bool) & allowed
+    if rng.uniform() < 0.3:
+        fill = texture_background(rng, size).astype(np.float32)
+    else:
+        yy, xx = np.mgrid[0:size, 0:size] / size
+        gradient = 1 + rng.uniform(-0.4, 0.4) * (xx - 0.5) + rng.uniform(-0.4, 0.4) * (yy - 0.5)
+        fill = rng.uniform(0, 255, 3) * gradient[..., None]
+    image[inside] = np.clip(fill[inside], 0, 255).astype(np.uint8)
+    return inside
+
+
+def _rigid_transform(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Least-squares rotation (3, 3) and translation (3,) taking points source (n, 3) to
+    target (n, 3) (Kabsch)."""
+    source_mean, target_mean = source.mean(0), target.mean(0)
+    u, _, vt = np.linalg.svd((source - source_mean).T @ (target - target_mean))
+    d = np.sign(np.linalg.det(vt.T @ u.T))
+    rotation = vt.T @ np.diag([1.0, 1.0, d]) @ u.T
+    return rotation, target_mean - rotation @ source_mean
+
+
 def augment(rng: np.random.Generator, image: np.ndarray, config: SyntheticConfig) -> np.ndarray:
     """Colour, exposure, grey, blur, low resolution, noise and JPEG: (S, S, 3) uint8 ->
     (S, S, 3) uint8."""
@@ -470,6 +597,18 @@ class SyntheticRenderer:
         material[material == model.material_names.index("M_BackHead")] = \
             model.material_names.index("M_Face")
         self.part = np.append(material, -1)            # triangle -> part; -1 background
+        neutral = model.neutral.astype(np.float64)
+        skin = np.arange(PARTS["face"][0], PARTS["head_neck"][1] + 1)
+        self.head_ids = skin
+        self.neck_base_ids = skin[neutral[skin, 1] < -12.0]
+        # Clothing may cover the neck (triangles below the jaw) and the background.
+        self.below_jaw = np.append(neutral[model.triangles, 1].mean(1) < -10.0, True)
+        # Ambient occlusion once, on the mean face with the jaw half open (mouth interior
+        # and teeth then see some sky; approximate for other shapes).
+        psi = np.zeros(model.num_expressions)
+        psi[model.expression_names.index("jawOpen")] = 0.5
+        self.occlusion = ambient_occlusion(
+            self.scene, self.mesh(np.zeros(model.num_identity), psi, np.zeros(THETA_SIZE)))
 
     def with_config(self, config: SyntheticConfig) -> "SyntheticRenderer":
         """The same renderer (model, landmark set, footage) with another config, sharing
@@ -502,19 +641,41 @@ class SyntheticRenderer:
         rotation, translation = roll @ MODEL_TO_OPENCV, roll @ translation
         vertices = model_to_camera(posed, rotation, translation)
         lmk = self.landmark_points(vertices)
+        points = project(lmk, camera)
+        eyes = np.stack([points[list(RIGHT_EYE_IDS)].mean(0), points[list(LEFT_EYE_IDS)].mean(0)])
+        down = points[48:60].mean(0) - eyes.mean(0)
+        down /= max(np.linalg.norm(down), 1e-9)
         if self.footage and rng.uniform() < config.footage_prob:
             background = footage_background(rng, self.footage, config.size)
         else:
             background = texture_background(rng, config.size)
-        scene = replace(self.scene, albedo=self.albedo(rng))
+        appearance = self.albedo(rng, config.hair_prob)
+        if appearance.hair.max() > 0.5 and rng.uniform() < config.hair_volume_prob:
+            pixels = project(vertices, camera)
+            draw_hair_volume(rng, background, pixels[appearance.hair > 0.5],
+                             pixels[self.head_ids].mean(0), down,
+                             float(np.linalg.norm(eyes[1] - eyes[0])), appearance.hair_colour,
+                             config.long_hair_prob)
+        scene = replace(self.scene, albedo=appearance.albedo)
         light = rng.normal(0, 1, 3) * [1.0, 1.0, 0.5] - [0.0, 0.0, rng.uniform(0.3, 1.5)]
+        shadow = (light_visibility(self.scene, vertices, light)
+                  if rng.uniform() < config.shadow_prob else None)
         render = render_head(scene, vertices, camera, light_direction=light,
-                             ambient=rng.uniform(0.15, 0.55), diffuse=rng.uniform(0.4, 1.0),
-                             background=np.ascontiguousarray(background[..., ::-1]))
+                             ambient=rng.uniform(0.2, 0.6), diffuse=rng.uniform(0.4, 1.0),
+                             background=np.ascontiguousarray(background[..., ::-1]),
+                             occlusion=self.occlusion, shadow=shadow,
+                             specular=rng.uniform(0.0, config.specular_max),
+                             shininess=rng.uniform(8.0, 60.0))
         image = np.ascontiguousarray(render.image[..., ::-1])   # RGB -> BGR
-        points = project(lmk, camera)
-        eyes = np.stack([points[list(RIGHT_EYE_IDS)].mean(0), points[list(LEFT_EYE_IDS)].mean(0)])
         occluded = draw_occluders(rng, image, eyes, config)
+        if rng.uniform() < config.clothing_prob:
+            neutral_base = self.model.neutral[self.neck_base_ids].astype(np.float64)
+            body_rotation, body_translation = _rigid_transform(neutral_base,
+                                                               posed[self.neck_base_ids])
+            torso = torso_outline(rng) @ body_rotation.T + body_translation
+            outline = project(model_to_camera(torso, rotation, translation), camera)
+            occluded |= draw_clothing(rng, image, outline,
+                                      self.below_jaw[render.buffers.triangle_id])
         image = augment(rng, image, config)
         visible = _visible(points, lmk[:, 2], render.buffers.depth,
                            self.part[render.buffers.triangle_id],

@@ -6,12 +6,14 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from densecap.solver.model import landmark_vertex_ids  # noqa: E402
 from densecap.solver.problem import landmark_points  # noqa: E402
 from densecap.training.export import export_onnx, parity  # noqa: E402
 from densecap.landmarks.dense_network import (CROP_LAYOUT, LEFT_EYE_IDS,  # noqa: E402
                                               RIGHT_EYE_IDS, decode, to_normalised)
 from densecap.training.network import DenseLandmarkNet, gnll_loss, l2_loss  # noqa: E402
-from densecap.training.synthetic import SyntheticConfig, SyntheticRenderer  # noqa: E402
+from densecap.training.synthetic import (SyntheticConfig, SyntheticRenderer,  # noqa: E402
+                                         _rigid_transform, torso_outline)
 from densecap.training.train import (TrainConfig, batch_indices, build_network,  # noqa: E402
                                      label_mask, nearest_landmarks, start_from_run, train)
 
@@ -82,6 +84,28 @@ def test_visible_landmarks_land_on_their_triangle(face_model, samples):
         assert sample.visible.sum() > 0.3 * len(embedding)
     assert own >= 0.8 * checked, f"{own} of {checked} visible landmarks on their triangle"
     assert near >= 0.93 * checked, f"{near} of {checked} visible landmarks by their triangle"
+
+
+def test_scalp_hair_stays_off_the_face_and_clothing_below_the_chin(face_model, renderer):
+    neutral = face_model.neutral
+    embedding = face_model.landmark_embedding("ibug68")
+    ibug = landmark_vertex_ids(face_model, embedding)[np.arange(68), embedding.barycentric.argmax(1)]
+    front = (neutral[:, 2] > 5.0) & (np.abs(neutral[:, 0]) < 5.0)     # not the temples
+    crown = np.argmax(np.where(renderer.albedo.skin > 0.5, neutral[:, 1], -np.inf))
+    for seed in range(5):
+        appearance = renderer.albedo(np.random.default_rng(seed), hair_prob=1.0)
+        assert appearance.hair[front & (neutral[:, 1] < neutral[ibug[19], 1])].max() == 0.0
+        assert appearance.hair[crown] > 0.9
+        assert renderer.albedo(np.random.default_rng(seed)).hair.max() == 0.0   # bald
+        assert torso_outline(np.random.default_rng(seed))[:, 1].max() < neutral[ibug[8], 1] - 3
+    # The torso follows the neck's base: Kabsch recovers a rigid motion.
+    rng = np.random.default_rng(1)
+    rotation = np.linalg.qr(rng.normal(size=(3, 3)))[0]
+    rotation *= np.linalg.det(rotation)
+    points = rng.normal(size=(20, 3))
+    found, shift = _rigid_transform(points, points @ rotation.T + [1.0, 2.0, 3.0])
+    np.testing.assert_allclose(found, rotation, atol=1e-9)
+    np.testing.assert_allclose(shift, [1.0, 2.0, 3.0], atol=1e-9)
 
 
 def test_gnll_optimum_and_l2():

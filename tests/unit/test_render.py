@@ -6,8 +6,9 @@ import pytest
 from densecap.solver import mesh
 from densecap.solver.conventions import THETA_SIZE, THETA_TRANSLATION, theta_rotation
 from densecap.solver.model import landmark_vertex_ids
-from densecap.training.render import (HeadScene, PinholeCamera, model_to_camera, rasterize,
-                                      render_head)
+from densecap.tools.build_assets import PARTS
+from densecap.training.render import (HeadScene, PinholeCamera, ambient_occlusion,
+                                      light_visibility, model_to_camera, rasterize, render_head)
 
 # One triangle covering the upper-left half of a 4x4 image at depth 2 (focal 1, principal
 # point at the image corner, so pixel coordinates are x/z, y/z): corners at pixels
@@ -175,6 +176,39 @@ def test_background_colour_or_image_shows_where_no_triangle_is(face_model, scene
     assert np.all(flat[empty] == [255, 0, 128])
     with pytest.raises(ValueError, match="background"):
         render_head(scene, points, camera, background=backdrop[:32])
+
+
+def test_cast_shadows_fall_on_the_side_away_from_the_light(face_model, scene):
+    points = posed_points(face_model)
+    face = np.arange(*PARTS["face"])
+    ears = {"right": face[points[face, 0].argmax()], "left": face[points[face, 0].argmin()]}
+    from_right = light_visibility(scene, points, np.array([1.0, 0.0, 0.0]))   # camera +x
+    assert from_right[ears["right"]] == 1.0 and from_right[ears["left"]] == 0.0
+    assert set(np.unique(from_right)) <= {0.0, 1.0}
+    # From the camera's side the front of the face is lit but for its folds (nostrils,
+    # lip and lid creases).
+    front = face[points[face, 2] < points[:, 2].mean() - 3]
+    assert light_visibility(scene, points, np.array([0.0, 0.0, -1.0]))[front].mean() > 0.9
+
+
+def test_ambient_occlusion_darkens_the_mouth_and_leaves_the_forehead_open(face_model, scene):
+    points = posed_points(face_model, jaw_open=0.5)
+    occlusion = ambient_occlusion(scene, points, directions=32, size=96)
+    assert occlusion.min() >= 0.0 and occlusion.max() <= 1.0
+    ibug = landmark_vertex_ids(face_model, face_model.landmark_embedding("ibug68"))[:, 0]
+    face = np.arange(*PARTS["face"])
+    forehead = face[np.linalg.norm(points[face] - points[ibug[27]] + [0, 4.0, 0], axis=1) < 2.0]
+    assert occlusion[forehead].mean() > 0.8
+    assert occlusion[np.arange(*PARTS["mouth_socket"])].mean() < 0.5 * occlusion[forehead].mean()
+    # Full visibility reproduces the plain render; occlusion, shadow and a highlight
+    # change it.
+    camera = PinholeCamera.centred(96 * 60 / 30.0, 96)
+    plain = render_head(scene, points, camera).image
+    ones = np.ones(len(points))
+    np.testing.assert_array_equal(render_head(scene, points, camera, occlusion=ones,
+                                              shadow=ones).image, plain)
+    shaded = render_head(scene, points, camera, occlusion=occlusion, specular=0.5).image
+    assert not np.array_equal(shaded, plain)
 
 
 def test_ray_cast_hits_exactly_on_the_surface_and_snaps_off_it():

@@ -1,5 +1,8 @@
 """Shaded renders of the ICT head: which triangles are drawn, per-vertex albedo by part
-and region, and Lambertian + ambient shading over the rasteriser's buffers.
+and region, and Lambertian + ambient + specular shading over the rasteriser's buffers,
+with per-vertex ambient occlusion and cast shadows (`ambient_occlusion`,
+`light_visibility`: the head rasterised from each direction, a vertex lit when nothing
+lies in front of it).
 
 The ICT eyeball is two nested spheres: `M_Sclera*` (outer, with the corneal bulge) and
 `M_Iris*` (inner, textured with the iris in ICT's renders). Without textures this module
@@ -88,12 +91,10 @@ class HeadScene:
             cap = np.zeros(model.num_vertices, dtype=bool)
             cap[sclera[_angle_deg(neutral[sclera] - centre, axis) < CORNEA_DEG]] = True
             drawn &= ~cap[model.triangles].all(1)
-        lmk = landmark_vertex_ids(model, model.landmark_embedding("ibug68"))
-        lmk = lmk[np.arange(len(lmk)), np.argmax(model.landmark_embedding("ibug68").barycentric, 1)]
         face = _part("face")
-        lips = _polygon_weight(neutral[face, :2], neutral[lmk[48:60], :2], REGION_FEATHER)
-        brows = np.maximum(_polyline_weight(neutral[face, :2], neutral[lmk[17:22], :2]),
-                           _polyline_weight(neutral[face, :2], neutral[lmk[22:27], :2]))
+        lips = _polygon_weight(neutral[face, :2], neutral[_ibug_vertices(model)[48:60], :2],
+                               REGION_FEATHER)
+        brows = band_weight(brow_distance(model)[face], BROW_HALF_WIDTH)
         colours[face] = (colours[face] * (1 - lips)[:, None] + np.multiply.outer(lips, albedo.lips))
         colours[face] = (colours[face] * (1 - brows)[:, None] + np.multiply.outer(brows, albedo.brows))
         # ICT's lash cards are alpha-textured; drawn opaque, the lower ones read as a thick
@@ -133,8 +134,10 @@ def model_to_camera(vertices: np.ndarray, rotation: np.ndarray = MODEL_TO_OPENCV
 
 def render_head(scene: HeadScene, points: np.ndarray, camera: PinholeCamera,
                 light_direction=(0.3, -0.4, -1.0), ambient: float = 0.35,
-                diffuse: float = 0.75, background=(0.45, 0.45, 0.48)) -> HeadRender:
-    """Render the head with Lambertian + ambient shading and a flat background.
+                diffuse: float = 0.75, background=(0.45, 0.45, 0.48),
+                occlusion: np.ndarray | None = None, shadow: np.ndarray | None = None,
+                specular: float = 0.0, shininess: float = 20.0) -> HeadRender:
+    """Render the head with Lambertian + ambient (+ Blinn-Phong specular) shading.
 
     Parameters
     ----------
@@ -145,6 +148,11 @@ def render_head(scene: HeadScene, points: np.ndarray, camera: PinholeCamera,
         the camera side, above and to the right)
     ambient, diffuse : light intensities
     background : (3,) RGB in [0, 1], or an (H, W, 3) uint8 RGB image
+    occlusion : (N,) float in [0, 1] or None, per-vertex ambient visibility
+        (`ambient_occlusion`); scales the ambient term
+    shadow : (N,) float in [0, 1] or None, per-vertex light visibility
+        (`light_visibility`); scales the diffuse and specular terms
+    specular, shininess : strength and exponent of a white Blinn-Phong highlight
 
     Returns
     -------
@@ -163,8 +171,12 @@ def render_head(scene: HeadScene, points: np.ndarray, camera: PinholeCamera,
     else:
         raise ValueError(f"background must be an RGB colour (3,) or a uint8 image "
                          f"({camera.height}, {camera.width}, 3), got {background.shape} {background.dtype}")
+    ones = np.ones(len(points), dtype=np.float32)
+    occlusion = ones if occlusion is None else np.asarray(occlusion, dtype=np.float32)
+    shadow = ones if shadow is None else np.asarray(shadow, dtype=np.float32)
     _shade_kernel(points, scene.corners, local.triangle_id, local.barycentric, scene.albedo,
-                  light, float(ambient), float(diffuse), image)
+                  occlusion, shadow, light, float(ambient), float(diffuse), float(specular),
+                  float(shininess), image)
     triangle_id = np.where(local.mask, scene.triangles[np.maximum(local.triangle_id, 0)], -1)
     return HeadRender(image, RasterBuffers(triangle_id.astype(np.int32), local.barycentric,
                                            local.depth))
@@ -187,8 +199,8 @@ def _vertex_normals(points, corners):
 
 
 @numba.njit(cache=True, nogil=True)
-def _shade_kernel(points, corners, triangle_id, barycentric, albedo, light, ambient, diffuse,
-                  image):
+def _shade_kernel(points, corners, triangle_id, barycentric, albedo, occlusion, shadow, light,
+                  ambient, diffuse, specular, shininess, image):
     """Shade the covered pixels of `image` (H, W, 3) uint8, which holds the background."""
     normals = _vertex_normals(points, corners)
     height, width = triangle_id.shape
@@ -200,29 +212,99 @@ def _shade_kernel(points, corners, triangle_id, barycentric, albedo, light, ambi
             nx = ny = nz = 0.0
             facing = 0.0
             r = g = b = 0.0
+            px = py = pz = 0.0
+            ao = lit = 0.0
             for c in range(3):
                 v = corners[t, c]
                 w = barycentric[row, col, c]
+                px += w * points[v, 0]
+                py += w * points[v, 1]
+                pz += w * points[v, 2]
+                ao += w * occlusion[v]
+                lit += w * shadow[v]
                 nx += w * normals[v, 0]
                 ny += w * normals[v, 1]
                 nz += w * normals[v, 2]
                 r += w * albedo[v, 0]
                 g += w * albedo[v, 1]
                 b += w * albedo[v, 2]
-            for c in range(3):  # the view ray is the surface point (camera at the origin)
-                v = corners[t, c]
-                w = barycentric[row, col, c]
-                facing += w * (nx * points[v, 0] + ny * points[v, 1] + nz * points[v, 2])
+            # The view ray is the surface point (camera at the origin).
+            facing = nx * px + ny * py + nz * pz
             norm = np.sqrt(nx * nx + ny * ny + nz * nz)
             if facing > 0.0:  # seen from behind: light the side facing the camera
                 norm = -norm
             lambert = 0.0
+            highlight = 0.0
             if norm != 0.0:
                 lambert = max(0.0, (nx * light[0] + ny * light[1] + nz * light[2]) / norm)
-            intensity = 255.0 * (ambient + diffuse * lambert)
-            image[row, col, 0] = np.uint8(min(255.0, r * intensity) + 0.5)
-            image[row, col, 1] = np.uint8(min(255.0, g * intensity) + 0.5)
-            image[row, col, 2] = np.uint8(min(255.0, b * intensity) + 0.5)
+                if specular > 0.0 and lambert > 0.0:
+                    distance = np.sqrt(px * px + py * py + pz * pz)
+                    hx = light[0] - px / distance
+                    hy = light[1] - py / distance
+                    hz = light[2] - pz / distance
+                    half = np.sqrt(hx * hx + hy * hy + hz * hz)
+                    if half > 0.0:
+                        cosine = max(0.0, (nx * hx + ny * hy + nz * hz) / (norm * half))
+                        highlight = 255.0 * specular * lit * cosine ** shininess
+            intensity = 255.0 * (ambient * ao + diffuse * lit * lambert)
+            image[row, col, 0] = np.uint8(min(255.0, r * intensity + highlight) + 0.5)
+            image[row, col, 1] = np.uint8(min(255.0, g * intensity + highlight) + 0.5)
+            image[row, col, 2] = np.uint8(min(255.0, b * intensity + highlight) + 0.5)
+
+
+def light_visibility(scene: HeadScene, points: np.ndarray, direction: np.ndarray,
+                     size: int = 128) -> np.ndarray:
+    """(N,) float32: 1 where a directional light from `direction` (3,), towards the light,
+    reaches the vertex, 0 where the drawn head lies in front of it (a cast shadow).
+
+    The head is rasterised at `size` px by a distant camera looking along -direction; a
+    vertex is lit when its depth is within two pixels' size of the farthest of the nearest
+    surfaces in its 3 x 3 pixels (so that grazing surfaces do not shadow themselves).
+    points : (N, 3) float, any frame (camera space of the render, or model space)."""
+    points = np.asarray(points, dtype=np.float64)
+    forward = -np.asarray(direction, dtype=np.float64)
+    forward /= np.linalg.norm(forward)
+    helper = np.array([0.0, 1.0, 0.0]) if abs(forward[1]) < 0.9 else np.array([1.0, 0.0, 0.0])
+    right = np.cross(helper, forward)
+    right /= np.linalg.norm(right)
+    frame = np.stack([right, np.cross(forward, right), forward])
+    drawn = np.unique(scene.corners)
+    centre = points[drawn].mean(0)
+    local = (points - centre) @ frame.T
+    extent = 1.1 * np.abs(local[drawn, :2]).max()
+    distance = 100.0 * extent                              # nearly orthographic
+    local[:, 2] += distance
+    camera = PinholeCamera.centred(distance * size / (2.0 * extent), size)
+    buffers = rasterize(local, scene.corners, camera, cull_back=scene.cull_back)
+    pixel = np.floor(camera.project(local)).astype(np.int64)
+    col = np.clip(pixel[:, 0], 0, size - 1)
+    row = np.clip(pixel[:, 1], 0, size - 1)
+    bias = 2.0 * 2.0 * extent / size
+    depth = cv2.dilate(buffers.depth, np.ones((3, 3), np.uint8))
+    return (local[:, 2] <= depth[row, col] + bias).astype(np.float32)
+
+
+def ambient_occlusion(scene: HeadScene, points: np.ndarray, directions: int = 64,
+                      size: int = 160) -> np.ndarray:
+    """(N,) float32 in [0, 1]: cosine-weighted fraction of the sphere of directions from
+    which each vertex is visible (`light_visibility` over `directions` Fibonacci
+    directions). Vertices of undrawn triangles get 1."""
+    points = np.asarray(points, dtype=np.float64)
+    normals = _vertex_normals(points, scene.corners)
+    normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
+    k = np.arange(directions) + 0.5
+    z = 1.0 - 2.0 * k / directions
+    azimuth = np.pi * (1.0 + 5.0 ** 0.5) * k
+    sphere = np.stack([np.sqrt(1 - z * z) * np.cos(azimuth), np.sqrt(1 - z * z) * np.sin(azimuth), z], 1)
+    seen = np.zeros(len(points))
+    total = np.zeros(len(points))
+    for direction in sphere:
+        weight = np.maximum(normals @ direction, 0.0)
+        seen += weight * light_visibility(scene, points, direction, size)
+        total += weight
+    occlusion = np.where(total > 0, seen / np.maximum(total, 1e-12), 1.0)
+    occlusion[np.setdiff1d(np.arange(len(points)), scene.corners)] = 1.0
+    return occlusion.astype(np.float32)
 
 
 def _part(name: str) -> np.ndarray:
@@ -270,11 +352,34 @@ def _polygon_weight(points: np.ndarray, polygon: np.ndarray, feather: float) -> 
     return np.clip(0.5 + distance / (2.0 * feather), 0.0, 1.0)
 
 
-def _polyline_weight(points: np.ndarray, polyline: np.ndarray) -> np.ndarray:
-    """Soft membership (n,) in [0, 1] of 2D points in a band of BROW_HALF_WIDTH around
-    an open polyline (m, 2)."""
+def _ibug_vertices(model: FaceModel) -> np.ndarray:
+    """(68,) the vertex nearest each iBUG-68 landmark (its largest barycentric weight)."""
+    embedding = model.landmark_embedding("ibug68")
+    ids = landmark_vertex_ids(model, embedding)
+    return ids[np.arange(len(ids)), np.argmax(embedding.barycentric, 1)]
+
+
+def brow_distance(model: FaceModel) -> np.ndarray:
+    """(N,) distance (cm, in the neutral face's x-y plane) of each face-part vertex to the
+    nearer iBUG brow polyline (landmarks 17-21, 22-26); inf for the other parts."""
+    neutral = model.neutral.astype(np.float64)
+    face = _part("face")
+    ibug = _ibug_vertices(model)
+    distance = np.full(model.num_vertices, np.inf)
+    distance[face] = np.minimum(_polyline_distance(neutral[face, :2], neutral[ibug[17:22], :2]),
+                                _polyline_distance(neutral[face, :2], neutral[ibug[22:27], :2]))
+    return distance
+
+
+def band_weight(distance: np.ndarray, half_width: float) -> np.ndarray:
+    """Soft membership (n,) in [0, 1] of a band of `half_width` (cm) around a curve, from
+    the distances (n,) to it, feathered over REGION_FEATHER."""
+    return np.clip((half_width - distance) / REGION_FEATHER + 0.5, 0.0, 1.0)
+
+
+def _polyline_distance(points: np.ndarray, polyline: np.ndarray) -> np.ndarray:
+    """Distance (n,) of 2D points (n, 2) to an open polyline (m, 2)."""
     a, b = polyline[:-1], polyline[1:]
     d = b - a
     t = np.clip(((points[:, None] - a) * d).sum(-1) / (d * d).sum(-1), 0.0, 1.0)
-    distance = np.linalg.norm(points[:, None] - (a + t[..., None] * d), axis=-1).min(1)
-    return np.clip((BROW_HALF_WIDTH - distance) / REGION_FEATHER + 0.5, 0.0, 1.0)
+    return np.linalg.norm(points[:, None] - (a + t[..., None] * d), axis=-1).min(1)
