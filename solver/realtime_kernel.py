@@ -220,19 +220,22 @@ def landmark_rows(l, num_expr, proj, g_rot, d_rot, d_off, bary_sum, lk_ptr, lk_j
 
 @njit(cache=True, inline="always")
 def add_landmark_normal_equations(c0, c1, col_index, jrow0, jrow1, weight, g0, g1, jtj, jtr,
-                                  rows):
+                                  rows, scratch):
     """Upper triangle of jtj += weight * J^T J and jtr += J^T (g0, g1) over the landmark's
     columns col_index[c0:c1]; moves the rows' pattern into rows[:, c0:c1] (2, N) and clears
-    it in jrow0, jrow1."""
-    # row ga gets a contiguous (vectorisable) update from ga to the last column; entries
-    # outside the pattern are zero in jrow.
-    last = col_index[c1 - 1] + 1
+    it in jrow0, jrow1. scratch: (2, P) of jtj's dtype."""
+    first, last = col_index[c0], col_index[c1 - 1] + 1
+    for i in range(first, last):    # the rows in jtj's precision: no conversions below
+        scratch[0, i] = jrow0[i]
+        scratch[1, i] = jrow1[i]
+    w = jtj.dtype.type(weight)
     for a in range(c0, c1):
         ga = col_index[a]
-        ja0, ja1 = jrow0[ga], jrow1[ga]
-        jtr[ga] += ja0 * g0 + ja1 * g1
-        wa0, wa1 = weight * ja0, weight * ja1
-        row, x0, x1 = jtj[ga, ga:last], jrow0[ga:last], jrow1[ga:last]
+        jtr[ga] += jrow0[ga] * g0 + jrow1[ga] * g1
+        # row ga gets a contiguous (vectorisable) update from ga to the last column;
+        # entries outside the pattern are zero in jrow.
+        wa0, wa1 = scratch[0, ga] * w, scratch[1, ga] * w
+        row, x0, x1 = jtj[ga, ga:last], scratch[0, ga:last], scratch[1, ga:last]
         for i in range(last - ga):     # non-negative range index: LLVM vectorises
             row[i] += wa0 * x0[i] + wa1 * x1[i]
     for a in range(c0, c1):
@@ -389,6 +392,7 @@ def evaluate(x, derivatives, num_expr, joint_pos, parents, bary_sum, lk_ptr, lk_
         jtj[:, :] = 0.0
     jrow0 = np.zeros(x.shape[0])   # the landmark's two Jacobian rows, dense, zero outside
     jrow1 = np.zeros(x.shape[0])   # its column pattern
+    scratch = np.zeros((2, x.shape[0]), jtj.dtype)
     rest = np.empty((lk_rest.shape[0], 3))
     blend_shapes(psi, lk_rest, ex_basis, rest)
     proj = np.zeros((2, 3))
@@ -414,7 +418,7 @@ def evaluate(x, derivatives, num_expr, joint_pos, parents, bary_sum, lk_ptr, lk_
         landmark_rows(l, num_expr, proj, g_rot, d_rot, d_off, bary_sum, lk_ptr, lk_joint,
                       lk_weight, ex_ptr, ex_index, ex_vec, theta_col, rest, pr, jrow0, jrow1)
         add_landmark_normal_equations(col_ptr[l], col_ptr[l + 1], col_index, jrow0, jrow1,
-                                      weight, g0, g1, jtj, jtr, rows)
+                                      weight, g0, g1, jtj, jtr, rows, scratch)
     if with_jtj:
         prior_terms(x, num_expr, 2, expression_weight, joint_weight, intersect_weight,
                     check_rest, check_basis, check_scale, energies, jtj, jtr)
