@@ -84,10 +84,10 @@ def run_size(model, region, size: int, frames: int, tolerance: float) -> dict:
     sigma = np.full(size, NOISE_PX)
     observations = [observe(model, emb, beta, psis[i], thetas[i], NOISE_PX, 1000 + i)
                     for i in range(frames)]
-    runs = {}
+    runs, errors = {}, []
     for between in (True, False):
         tracker = RealtimeTracker(model, emb, CAMERA, settings, beta=beta, refine_identity=False)
-        times, results, errors = [], [], []
+        times, results = [], []
         for i, mu in enumerate(observations):
             start = time.perf_counter()
             results.append(tracker.track(mu, sigma))
