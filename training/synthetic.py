@@ -601,6 +601,7 @@ class SyntheticRenderer:
         skin = np.arange(PARTS["face"][0], PARTS["head_neck"][1] + 1)
         self.head_ids = skin
         self.neck_base_ids = skin[neutral[skin, 1] < -12.0]
+        self.neck_base = neutral[self.neck_base_ids]      # the torso follows these rigidly
         # Clothing may cover the neck (triangles below the jaw) and the background.
         self.below_jaw = np.append(neutral[model.triangles, 1].mean(1) < -10.0, True)
         # Ambient occlusion once, on the mean face with the jaw half open (mouth interior
@@ -669,8 +670,7 @@ class SyntheticRenderer:
         image = np.ascontiguousarray(render.image[..., ::-1])   # RGB -> BGR
         occluded = draw_occluders(rng, image, eyes, config)
         if rng.uniform() < config.clothing_prob:
-            neutral_base = self.model.neutral[self.neck_base_ids].astype(np.float64)
-            body_rotation, body_translation = _rigid_transform(neutral_base,
+            body_rotation, body_translation = _rigid_transform(self.neck_base,
                                                                posed[self.neck_base_ids])
             torso = torso_outline(rng) @ body_rotation.T + body_translation
             outline = project(model_to_camera(torso, rotation, translation), camera)
