@@ -45,7 +45,8 @@ from ..solver.face_model import FaceModel
 from ..solver.model import forward_kinematics, joints, landmark_vertex_ids, rodrigues
 from ..tools.build_assets import PARTS
 from .render import (Albedo, HeadScene, PinholeCamera, ambient_occlusion, band_weight,
-                     brow_distance, light_visibility, model_to_camera, render_head)
+                     brow_distance, ibug_vertices, light_visibility, model_to_camera,
+                     render_head)
 
 #: A landmark counts as visible when it is at most this far (cm) behind the depth buffer
 #: and the pixel shows the same part (material, face and back of head as one): a thin
@@ -197,9 +198,7 @@ class AlbedoSampler:
         neutral = model.neutral.astype(np.float64)
         self.positions = neutral
         skin = self.mix[:, self.SLOTS.index("skin")]
-        embedding = model.landmark_embedding("ibug68")
-        ibug = landmark_vertex_ids(model, embedding)[np.arange(len(embedding)),
-                                                      embedding.barycentric.argmax(1)]
+        ibug = ibug_vertices(model)
         nose_y = neutral[ibug[33], 1]
         jaw = (neutral[:, 1] < nose_y) & (neutral[:, 2] > neutral[ibug[0], 2] - 1.0)
         self.stubble = skin * jaw * (neutral[:, 1] > neutral[ibug[8], 1] - 3.0)
@@ -251,15 +250,15 @@ class AlbedoSampler:
             line = np.where(self.ear, np.maximum(line, self.EAR_GUARD_Y), line)
             line = line + rng.normal(0, 0.25, len(line))
             scalp = self.skin * np.clip((self.positions[:, 1] - line) / 0.6 + 0.5, 0.0, 1.0)
-            strands = hair * rng.uniform(0.75, 1.25, (len(albedo), 1))
-            albedo = albedo * (1 - scalp[:, None]) + scalp[:, None] * strands
+            albedo = _paint(albedo, scalp, hair * rng.uniform(0.75, 1.25, (len(albedo), 1)))
         return Appearance(np.clip(albedo, 0.0, 1.0).astype(np.float32), scalp.astype(np.float32),
                           hair)
 
 
 def _paint(albedo: np.ndarray, weight: np.ndarray, colour: np.ndarray) -> np.ndarray:
-    """albedo (N, 3) blended towards colour (3,) by weight (N,) in [0, 1]."""
-    return albedo * (1 - weight[:, None]) + np.outer(weight, colour)
+    """albedo (N, 3) blended towards colour (3,) or per-vertex colours (N, 3) by weight
+    (N,) in [0, 1]."""
+    return albedo * (1 - weight[:, None]) + weight[:, None] * colour
 
 
 def _palette(rng: np.random.Generator, colours: np.ndarray) -> np.ndarray:

@@ -14,6 +14,7 @@ angles are approximate (chosen to look like an eye, see IRIS_DEG, PUPIL_DEG).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import cv2
 import numba
@@ -92,7 +93,7 @@ class HeadScene:
             cap[sclera[_angle_deg(neutral[sclera] - centre, axis) < CORNEA_DEG]] = True
             drawn &= ~cap[model.triangles].all(1)
         face = _part("face")
-        lips = _polygon_weight(neutral[face, :2], neutral[_ibug_vertices(model)[48:60], :2],
+        lips = _polygon_weight(neutral[face, :2], neutral[ibug_vertices(model)[48:60], :2],
                                REGION_FEATHER)
         brows = band_weight(brow_distance(model)[face], BROW_HALF_WIDTH)
         colours[face] = (colours[face] * (1 - lips)[:, None] + np.multiply.outer(lips, albedo.lips))
@@ -111,6 +112,11 @@ class HeadScene:
         return cls(triangles=triangles, cull_back=~lash[triangles],
                    albedo=colours.astype(np.float32),
                    corners=model.triangles[triangles])
+
+    @cached_property
+    def drawn_vertices(self) -> np.ndarray:
+        """(n,) the vertex ids of the drawn triangles."""
+        return np.unique(self.corners)
 
 
 @dataclass(frozen=True)
@@ -268,7 +274,7 @@ def light_visibility(scene: HeadScene, points: np.ndarray, direction: np.ndarray
     right = np.cross(helper, forward)
     right /= np.linalg.norm(right)
     frame = np.stack([right, np.cross(forward, right), forward])
-    drawn = np.unique(scene.corners)
+    drawn = scene.drawn_vertices
     centre = points[drawn].mean(0)
     local = (points - centre) @ frame.T
     extent = 1.1 * np.abs(local[drawn, :2]).max()
@@ -303,7 +309,9 @@ def ambient_occlusion(scene: HeadScene, points: np.ndarray, directions: int = 64
         seen += weight * light_visibility(scene, points, direction, size)
         total += weight
     occlusion = np.where(total > 0, seen / np.maximum(total, 1e-12), 1.0)
-    occlusion[np.setdiff1d(np.arange(len(points)), scene.corners)] = 1.0
+    undrawn = np.ones(len(points), dtype=bool)
+    undrawn[scene.drawn_vertices] = False
+    occlusion[undrawn] = 1.0
     return occlusion.astype(np.float32)
 
 
@@ -352,7 +360,7 @@ def _polygon_weight(points: np.ndarray, polygon: np.ndarray, feather: float) -> 
     return np.clip(0.5 + distance / (2.0 * feather), 0.0, 1.0)
 
 
-def _ibug_vertices(model: FaceModel) -> np.ndarray:
+def ibug_vertices(model: FaceModel) -> np.ndarray:
     """(68,) the vertex nearest each iBUG-68 landmark (its largest barycentric weight)."""
     embedding = model.landmark_embedding("ibug68")
     ids = landmark_vertex_ids(model, embedding)
@@ -364,7 +372,7 @@ def brow_distance(model: FaceModel) -> np.ndarray:
     nearer iBUG brow polyline (landmarks 17-21, 22-26); inf for the other parts."""
     neutral = model.neutral.astype(np.float64)
     face = _part("face")
-    ibug = _ibug_vertices(model)
+    ibug = ibug_vertices(model)
     distance = np.full(model.num_vertices, np.inf)
     distance[face] = np.minimum(_polyline_distance(neutral[face, :2], neutral[ibug[17:22], :2]),
                                 _polyline_distance(neutral[face, :2], neutral[ibug[22:27], :2]))
