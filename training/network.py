@@ -64,6 +64,11 @@ class InvertedResidual(nn.Module):
         return x + self.block(x) if self.residual else self.block(x)
 
 
+def cells_per_side(size: int) -> int:
+    """Cells a side of the last feature map for an S px input: five stride-2 stages, padded."""
+    return math.ceil(size / 32)
+
+
 class DenseLandmarkNet(nn.Module):
     """MobileNetV2 backbone + a linear layer to (B, L, 3): x, y in [-1, 1], log sigma.
 
@@ -95,8 +100,7 @@ class DenseLandmarkNet(nn.Module):
         layers.append(_conv(channels, last, 1, 1))
         if head == "spatial":
             layers.append(_conv(last, SPATIAL_CHANNELS, 1, 1))
-            cells = math.ceil(size / 32) ** 2   # five stride-2 stages, padded: ceil(S / 32) a side
-            last = SPATIAL_CHANNELS * cells
+            last = SPATIAL_CHANNELS * cells_per_side(size) ** 2
         self.features = nn.Sequential(*layers)
         self.head = nn.Linear(last, 3 * num_landmarks)
         for module in self.modules():

@@ -10,8 +10,9 @@ rendered in parallel. A sample:
    (eye joints); see `SyntheticConfig` for every range;
 2. appearance: per-vertex albedo from `AlbedoSampler` (skin tone, lips, brows of random
    width, stubble or beard, blotches and freckles, eye colour, scalp hair above a random
-   hairline); one directional light with cast shadows and a specular highlight, plus
-   ambient light scaled by ambient occlusion;
+   hairline, lipstick, eyeliner or eyeshadow); one directional light with cast shadows and
+   a specular highlight, a coloured fill light, ambient light scaled by ambient occlusion,
+   fine image-space skin texture;
 3. camera: the head at a random distance and off-axis direction from a pinhole camera;
    the crop is placed as the front end places it (`landmarks.dense_network.crop_transform`:
    the eye centres and the mouth centre of the iBUG points at `CROP_LAYOUT`, the one
@@ -21,7 +22,8 @@ rendered in parallel. A sample:
    principal point moved), the head is rendered straight into the `size` px crop;
 4. background (random textures, or crops of `../shared/footage` frames away from the
    face) with a hair mass behind the head, occluders drawn over the head (hair strands,
-   glasses frames, bars, hand-like blobs, shoulders and a collar over the neck), then
+   glasses frames and tinted or dark lenses, bars, hand-like blobs, shoulders and a collar
+   over the neck), then
    image augmentation (colour, exposure, grey, blur, noise, JPEG).
 
 Labels: the projection of every landmark of the set (occluded ones included) in crop
@@ -44,9 +46,9 @@ from ..solver.conventions import MODEL_TO_OPENCV, NUM_JOINTS, THETA_SIZE, theta_
 from ..solver.face_model import FaceModel
 from ..solver.model import forward_kinematics, joints, landmark_vertex_ids, rodrigues
 from ..tools.build_assets import PARTS
-from .render import (Albedo, HeadScene, PinholeCamera, ambient_occlusion, band_weight,
-                     brow_distance, ibug_vertices, light_visibility, model_to_camera,
-                     render_head)
+from .render import (BROW_POLYLINES, UPPER_LID_POLYLINES, Albedo, HeadScene, PinholeCamera,
+                     ambient_occlusion, band_weight, ibug_vertices, light_visibility,
+                     model_to_camera, polyline_distance, render_head)
 
 #: A landmark counts as visible when it is at most this far (cm) behind the depth buffer
 #: and the pixel shows the same part (material, face and back of head as one): a thin
@@ -61,6 +63,11 @@ SKIN_TONES = np.array([[0.96, 0.80, 0.70], [0.90, 0.70, 0.58], [0.78, 0.57, 0.43
                        [0.62, 0.43, 0.30], [0.45, 0.30, 0.20], [0.30, 0.20, 0.14]])
 HAIR_COLOURS = np.array([[0.05, 0.04, 0.03], [0.20, 0.13, 0.08], [0.40, 0.27, 0.15],
                          [0.75, 0.60, 0.38], [0.55, 0.25, 0.12], [0.55, 0.55, 0.55]])
+#: Lipsticks (reds, pinks, browns, plums) and eye make-up (black, browns, greys, colours).
+LIPSTICKS = np.array([[0.60, 0.08, 0.10], [0.80, 0.25, 0.35], [0.85, 0.45, 0.50],
+                      [0.55, 0.30, 0.25], [0.35, 0.10, 0.18], [0.70, 0.20, 0.15]])
+EYE_MAKEUP = np.array([[0.03, 0.03, 0.03], [0.20, 0.12, 0.08], [0.40, 0.30, 0.25],
+                       [0.35, 0.35, 0.40], [0.25, 0.30, 0.45], [0.45, 0.30, 0.45]])
 IRIS_COLOURS = np.array([[0.30, 0.18, 0.09], [0.15, 0.09, 0.05], [0.30, 0.42, 0.60],
                          [0.35, 0.45, 0.30], [0.45, 0.40, 0.25], [0.45, 0.48, 0.52]])
 
@@ -96,8 +103,13 @@ class SyntheticConfig:
     clothing_prob: float = 0.7         # shoulders and a collar over the neck
     shadow_prob: float = 0.7           # cast shadows (else ambient occlusion only)
     specular_max: float = 0.4
+    fill_prob: float = 0.5             # a second, coloured light without shadows
+    skin_texture_prob: float = 0.5     # fine multiplicative noise over the head (pores)
+    lipstick_prob: float = 0.15
+    eye_makeup_prob: float = 0.15      # liner or shadow along the upper lids
     strands_prob: float = 0.25
     glasses_prob: float = 0.15
+    lens_prob: float = 0.6             # with glasses: tinted lenses (some dark: sunglasses)
     bar_prob: float = 0.1
     blob_prob: float = 0.2
     grey_prob: float = 0.1
@@ -203,19 +215,23 @@ class AlbedoSampler:
         jaw = (neutral[:, 1] < nose_y) & (neutral[:, 2] > neutral[ibug[0], 2] - 1.0)
         self.stubble = skin * jaw * (neutral[:, 1] > neutral[ibug[8], 1] - 3.0)
         self.skin = skin
-        self.brow_distance = brow_distance(model)
+        self.brow_distance = polyline_distance(model, BROW_POLYLINES)
+        self.lid_distance = polyline_distance(model, UPPER_LID_POLYLINES)
         x, y, z = neutral.T
         self.ear = (np.abs(x) > 6.5) & (z > -3.5) & (z < 4.5)
         low, high = self.HAIRLINE_Z
         self.hairline_position = np.clip((z - low) / (high - low), 0.0, 1.0)
 
-    def __call__(self, rng: np.random.Generator, hair_prob: float = 0.0) -> Appearance:
-        """One sample's appearance; scalp hair with probability `hair_prob`."""
+    def __call__(self, rng: np.random.Generator, hair_prob: float = 0.0,
+                 lipstick_prob: float = 0.0, eye_makeup_prob: float = 0.0) -> Appearance:
+        """One sample's appearance; scalp hair, lipstick and eye make-up with the given
+        probabilities."""
         tone = _palette(rng, SKIN_TONES)
         hair = _palette(rng, HAIR_COLOURS)
         colours = {
             "skin": tone,
-            "lips": tone * rng.uniform([0.7, 0.45, 0.45], [0.95, 0.75, 0.75]),
+            "lips": (_palette(rng, LIPSTICKS) if rng.uniform() < lipstick_prob
+                     else tone * rng.uniform([0.7, 0.45, 0.45], [0.95, 0.75, 0.75])),
             "brows": hair * rng.uniform(0.8, 1.2) if rng.uniform() < 0.8 else tone * 0.7,
             "mouth": rng.uniform([0.25, 0.05, 0.05], [0.45, 0.18, 0.18]),
             "gums": rng.uniform([0.6, 0.3, 0.3], [0.85, 0.5, 0.5]),
@@ -240,6 +256,9 @@ class AlbedoSampler:
         if rng.uniform() < 0.6:  # brows of another width and darkness
             brows = band_weight(self.brow_distance, rng.uniform(0.2, 0.6)) * rng.uniform(0.5, 1.0)
             albedo = _paint(albedo, brows, hair * rng.uniform(0.4, 1.1))
+        if rng.uniform() < eye_makeup_prob:  # eyeliner (narrow, dark) or eyeshadow (wide)
+            liner = band_weight(self.lid_distance, rng.uniform(0.08, 0.45)) * rng.uniform(0.4, 0.9)
+            albedo = _paint(albedo, liner, _palette(rng, EYE_MAKEUP))
         if rng.uniform() < 0.3:  # stubble, or a beard
             amount = rng.uniform(0.1, 1.0) * self.stubble * rng.uniform(0.5, 1.0, len(albedo))
             albedo = _paint(albedo, amount, hair)
@@ -432,8 +451,20 @@ def draw_occluders(rng: np.random.Generator, image: np.ndarray, eyes: np.ndarray
         axes = (int(distance * rng.uniform(0.3, 0.42)), int(distance * rng.uniform(0.2, 0.32)))
         angle = float(np.degrees(np.arctan2(*(eyes[1] - eyes[0])[::-1])))
         thickness = int(rng.integers(1, 4))
-        for centre in eyes:
-            c = tuple(int(v) for v in np.round(centre))
+        centres = [tuple(int(v) for v in np.round(centre)) for centre in eyes]
+        if rng.uniform() < config.lens_prob:   # tinted lenses; dark ones hide the eyes
+            dark = rng.uniform() < 0.25
+            lens = np.zeros_like(mask)
+            for c in centres:
+                cv2.ellipse(lens, c, axes, angle, 0, 360, 1, -1)
+            inside = lens.astype(bool)
+            alpha = rng.uniform(0.6, 0.9) if dark else rng.uniform(0.05, 0.3)
+            tint = rng.uniform(0, 60, 3) if dark else rng.uniform(120, 255, 3)
+            image[inside] = np.clip(image[inside] * (1 - alpha) + alpha * tint, 0, 255
+                                    ).astype(np.uint8)
+            if dark:
+                mask |= lens
+        for c in centres:
             cv2.ellipse(image, c, axes, angle, 0, 360, frame, thickness, cv2.LINE_AA)
             cv2.ellipse(mask, c, axes, angle, 0, 360, 1, thickness)
         inner = [tuple(int(v) for v in np.round(eyes[k] + (1 - 2 * k) * (eyes[1] - eyes[0]) * 0.3))
@@ -460,6 +491,17 @@ def draw_occluders(rng: np.random.Generator, image: np.ndarray, eyes: np.ndarray
                         cv2.LINE_AA)
             cv2.ellipse(mask, c, axes, angle, 0, 360, 1, -1)
     return mask.astype(bool)
+
+
+def add_skin_texture(rng: np.random.Generator, image: np.ndarray, head: np.ndarray) -> None:
+    """Fine multiplicative noise (2-8 %, blurred over 0.4-1.2 px: pores, skin grain)
+    over the head pixels head (S, S) bool of `image` (S, S, 3) uint8, in place.
+    Approximate: image-space noise, not a texture that moves with the skin."""
+    size = image.shape[0]
+    noise = cv2.GaussianBlur(rng.normal(0, 1, (size, size)).astype(np.float32), (0, 0),
+                             sigmaX=rng.uniform(0.4, 1.2))
+    factor = 1.0 + rng.uniform(0.02, 0.08) * noise / max(float(noise.std()), 1e-6)
+    image[head] = np.clip(image[head] * factor[head][:, None], 0, 255).astype(np.uint8)
 
 
 def draw_hair_volume(rng: np.random.Generator, image: np.ndarray, scalp: np.ndarray,
@@ -649,7 +691,8 @@ class SyntheticRenderer:
             background = footage_background(rng, self.footage, config.size)
         else:
             background = texture_background(rng, config.size)
-        appearance = self.albedo(rng, config.hair_prob)
+        appearance = self.albedo(rng, config.hair_prob, config.lipstick_prob,
+                                 config.eye_makeup_prob)
         if appearance.hair.max() > 0.5 and rng.uniform() < config.hair_volume_prob:
             pixels = project(vertices, camera)
             draw_hair_volume(rng, background, pixels[appearance.hair > 0.5],
@@ -660,13 +703,19 @@ class SyntheticRenderer:
         light = rng.normal(0, 1, 3) * [1.0, 1.0, 0.5] - [0.0, 0.0, rng.uniform(0.3, 1.5)]
         shadow = (light_visibility(self.scene, vertices, light)
                   if rng.uniform() < config.shadow_prob else None)
+        fill_direction = rng.normal(0, 1, 3) * [1.0, 1.0, 0.5] - [0.0, 0.0, rng.uniform(0.0, 1.0)]
+        fill_colour = (rng.uniform(0.1, 0.5) * rng.uniform(0.5, 1.0, 3)
+                       if rng.uniform() < config.fill_prob else np.zeros(3))
         render = render_head(scene, vertices, camera, light_direction=light,
                              ambient=rng.uniform(0.2, 0.6), diffuse=rng.uniform(0.4, 1.0),
                              background=np.ascontiguousarray(background[..., ::-1]),
                              occlusion=self.occlusion, shadow=shadow,
                              specular=rng.uniform(0.0, config.specular_max),
-                             shininess=rng.uniform(8.0, 60.0))
+                             shininess=rng.uniform(8.0, 60.0), fill_direction=fill_direction,
+                             fill_colour=fill_colour)
         image = np.ascontiguousarray(render.image[..., ::-1])   # RGB -> BGR
+        if rng.uniform() < config.skin_texture_prob:
+            add_skin_texture(rng, image, render.buffers.mask)
         occluded = draw_occluders(rng, image, eyes, config)
         if rng.uniform() < config.clothing_prob:
             body_rotation, body_translation = _rigid_transform(self.neck_base,

@@ -48,7 +48,7 @@ import torch
 from ..solver import load_face_model
 from ..tools.build_assets import EMBEDDINGS_DIR
 from ..landmarks.dense_network import to_normalised
-from .network import HEADS, LOSSES, DenseLandmarkNet
+from .network import HEADS, LOSSES, DenseLandmarkNet, cells_per_side
 from .synthetic import SyntheticConfig, SyntheticRenderer, load_footage_frames
 
 WARMUP_FRACTION = 0.05
@@ -286,19 +286,24 @@ _OLDER_RUNS = {"head": "pool", "beta": 0.0, "label_range": 0.0, "init_from": ""}
 
 def start_from_run(network: DenseLandmarkNet, config: TrainConfig, run: Path,
                    mean: np.ndarray) -> None:
-    """Load run `run`'s checkpoint weights into `network` (same size, width and head).
+    """Load run `run`'s checkpoint weights into `network` (same width and head).
 
-    Another landmark set: the backbone is copied, and each landmark's head rows from the
+    Another input size: the convolutions are copied as they are (they slide over any size);
+    a spatial head's weights are resampled from the source's cell grid to this one's
+    (`resample_spatial_head`). Another landmark set: the backbone is copied, and each landmark's head rows from the
     source landmark nearest to it on the neutral face, its position bias moved by the
     difference of this run's mean labels `mean` (L, 2) normalised between the landmark and
     that source landmark's own nearest (for dense320 -> dense703 the sets share 320 points,
     and the rest start out predicting their neighbour, offset)."""
     other = run_config(run)
-    for field in ("size", "width", "head"):
+    for field in ("width", "head"):
         if getattr(other, field) != getattr(config, field):
             raise ValueError(f"--init-from {run}: {field} {getattr(other, field)!r} "
                              f"differs from this run's {getattr(config, field)!r}")
     state = torch.load(run / "checkpoint.pt", weights_only=True)["model"]
+    if other.size != config.size and config.head == "spatial":
+        state = {**state, "head.weight": resample_spatial_head(
+            state["head.weight"], cells_per_side(other.size), cells_per_side(config.size))}
     if other.landmark_set != config.landmark_set:
         source, back = nearest_landmarks(config.landmark_set, other.landmark_set)
         weight = state["head.weight"].view(-1, 3, state["head.weight"].shape[1])[source]
@@ -307,6 +312,17 @@ def start_from_run(network: DenseLandmarkNet, config: TrainConfig, run: Path,
         state = {**state, "head.weight": weight.reshape(-1, weight.shape[2]),
                  "head.bias": bias.reshape(-1)}
     network.load_state_dict(state)
+
+
+def resample_spatial_head(weight: torch.Tensor, cells: int, new_cells: int) -> torch.Tensor:
+    """A spatial head's weight (3L, C * cells^2) for a `new_cells` x `new_cells` grid:
+    (3L, C * new_cells^2), bilinear over the cell centres (both grids cover the whole crop),
+    scaled by cells^2 / new_cells^2 so that a map of equal cells gives the same output."""
+    rows = weight.shape[0]
+    grid = weight.reshape(rows, -1, cells, cells)
+    resampled = torch.nn.functional.interpolate(grid, size=(new_cells, new_cells),
+                                                mode="bilinear", align_corners=False)
+    return (resampled * (cells / new_cells) ** 2).reshape(rows, -1)
 
 
 def nearest_landmarks(target: str, source: str) -> tuple[np.ndarray, np.ndarray]:

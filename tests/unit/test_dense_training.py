@@ -1,6 +1,7 @@
 """Smoke test of the dense landmark training stack: synthetic labels against the model,
 a few training steps with the loss falling, resume, and an ONNX round trip."""
 
+import cv2
 import numpy as np
 import pytest
 
@@ -15,7 +16,8 @@ from densecap.training.network import DenseLandmarkNet, gnll_loss, l2_loss  # no
 from densecap.training.synthetic import (SyntheticConfig, SyntheticRenderer,  # noqa: E402
                                          _rigid_transform, torso_outline)
 from densecap.training.train import (TrainConfig, batch_indices, build_network,  # noqa: E402
-                                     label_mask, nearest_landmarks, start_from_run, train)
+                                     label_mask, nearest_landmarks, resample_spatial_head,
+                                     start_from_run, train)
 
 LANDMARK_SET = "dense320"
 
@@ -81,7 +83,7 @@ def test_visible_landmarks_land_on_their_triangle(face_model, samples):
                 own += sample.triangle_id[row, col] == embedding.triangles[index]
             near += np.isin(shown, corners[index]).any()
             checked += 1
-        assert sample.visible.sum() > 0.3 * len(embedding)
+        assert sample.visible.sum() > 0.25 * len(embedding)   # 0.3 at 42 degrees of yaw
     assert own >= 0.8 * checked, f"{own} of {checked} visible landmarks on their triangle"
     assert near >= 0.93 * checked, f"{near} of {checked} visible landmarks by their triangle"
 
@@ -191,6 +193,31 @@ def test_a_dense703_run_starts_from_a_dense320_backbone(small, tmp_path):
     shared = np.flatnonzero(back[nearest] == np.arange(len(nearest)))
     assert len(shared) == 320
     np.testing.assert_allclose(after[:, shared], before[:, nearest[shared]], atol=1e-5)
+
+
+def test_a_spatial_head_is_resampled_to_another_input_size(small, tmp_path):
+    """Equal cells give the same output on either grid; the same grid is left as it is;
+    a 96 px run started from a 64 px one trains on from the 64 px network's level."""
+    weight = torch.randn(6, 4 * 2 * 2)
+    same = resample_spatial_head(weight, 2, 2)
+    torch.testing.assert_close(same, weight)
+    wider = resample_spatial_head(weight, 2, 3)
+    assert wider.shape == (6, 4 * 3 * 3)
+    channel_values = torch.randn(4)
+    flat = lambda cells: channel_values.repeat_interleave(cells * cells)
+    torch.testing.assert_close(wider @ flat(3), weight @ flat(2))
+    images, landmarks, _ = small.batch(5, 0, 4)
+    source = TrainConfig(landmark_set=LANDMARK_SET, size=small.config.size, width=0.25,
+                         images=4, shard=4, steps=15, batch=4, lr=3e-3)
+    _, trained = train(source, tmp_path / "src", images, landmarks)
+    larger = np.stack([cv2.resize(image, (96, 96)) for image in images])
+    scale = 96 / small.config.size
+    restart = TrainConfig(**{**source.__dict__, "size": 96, "steps": 1,
+                             "init_from": str(tmp_path / "src")})
+    _, warm = train(restart, tmp_path / "warm", larger, landmarks * scale)
+    _, cold = train(TrainConfig(**{**restart.__dict__, "init_from": ""}), tmp_path / "cold",
+                    larger, landmarks * scale)
+    assert warm.losses[0][1] < cold.losses[0][1] - 1.0
 
 
 def test_network_shape():

@@ -191,6 +191,22 @@ def test_cast_shadows_fall_on_the_side_away_from_the_light(face_model, scene):
     assert light_visibility(scene, points, np.array([0.0, 0.0, -1.0]))[front].mean() > 0.9
 
 
+def test_a_coloured_fill_light_tints_only_the_side_it_faces(face_model, scene):
+    points = posed_points(face_model)
+    camera = PinholeCamera.centred(96 * 60 / 30.0, 96)
+    key = dict(light_direction=(0.0, 0.0, -1.0), ambient=0.3, diffuse=0.3)
+    plain = render_head(scene, points, camera, **key)
+    red = render_head(scene, points, camera, **key, fill_direction=(-1.0, 0.0, 0.0),
+                      fill_colour=(0.5, 0.0, 0.0))
+    gain = red.image.astype(int) - plain.image.astype(int)
+    head = plain.buffers.mask
+    assert np.all(gain[..., 1:] == 0) and np.all(gain[..., 0] >= 0)
+    columns = np.nonzero(head.any(0))[0]
+    middle = (columns[0] + columns[-1]) // 2
+    left, right = gain[:, :middle, 0][head[:, :middle]], gain[:, middle:, 0][head[:, middle:]]
+    assert left.mean() > 10 * max(right.mean(), 0.1)   # the light is at camera -x: image left
+
+
 def test_ambient_occlusion_darkens_the_mouth_and_leaves_the_forehead_open(face_model, scene):
     points = posed_points(face_model, jaw_open=0.5)
     occlusion = ambient_occlusion(scene, points, directions=32, size=96)

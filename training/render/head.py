@@ -95,7 +95,7 @@ class HeadScene:
         face = _part("face")
         lips = _polygon_weight(neutral[face, :2], neutral[ibug_vertices(model)[48:60], :2],
                                REGION_FEATHER)
-        brows = band_weight(brow_distance(model)[face], BROW_HALF_WIDTH)
+        brows = band_weight(polyline_distance(model, BROW_POLYLINES)[face], BROW_HALF_WIDTH)
         colours[face] = (colours[face] * (1 - lips)[:, None] + np.multiply.outer(lips, albedo.lips))
         colours[face] = (colours[face] * (1 - brows)[:, None] + np.multiply.outer(brows, albedo.brows))
         # ICT's lash cards are alpha-textured; drawn opaque, the lower ones read as a thick
@@ -142,8 +142,10 @@ def render_head(scene: HeadScene, points: np.ndarray, camera: PinholeCamera,
                 light_direction=(0.3, -0.4, -1.0), ambient: float = 0.35,
                 diffuse: float = 0.75, background=(0.45, 0.45, 0.48),
                 occlusion: np.ndarray | None = None, shadow: np.ndarray | None = None,
-                specular: float = 0.0, shininess: float = 20.0) -> HeadRender:
-    """Render the head with Lambertian + ambient (+ Blinn-Phong specular) shading.
+                specular: float = 0.0, shininess: float = 20.0,
+                fill_direction=(0.0, 0.0, -1.0), fill_colour=(0.0, 0.0, 0.0)) -> HeadRender:
+    """Render the head with Lambertian + ambient (+ Blinn-Phong specular) shading, plus an
+    optional coloured fill light (Lambertian, casts no shadow).
 
     Parameters
     ----------
@@ -159,6 +161,8 @@ def render_head(scene: HeadScene, points: np.ndarray, camera: PinholeCamera,
     shadow : (N,) float in [0, 1] or None, per-vertex light visibility
         (`light_visibility`); scales the diffuse and specular terms
     specular, shininess : strength and exponent of a white Blinn-Phong highlight
+    fill_direction : (3,) direction towards a second light, camera axes
+    fill_colour : (3,) its RGB intensity (default off)
 
     Returns
     -------
@@ -168,6 +172,8 @@ def render_head(scene: HeadScene, points: np.ndarray, camera: PinholeCamera,
     local = rasterize(points, scene.corners, camera, cull_back=scene.cull_back)
     light = np.asarray(light_direction, dtype=np.float64)
     light = light / np.linalg.norm(light)
+    fill = np.asarray(fill_direction, dtype=np.float64)
+    fill = fill / np.linalg.norm(fill)
     background = np.asarray(background)
     if background.shape == (3,):
         image = np.empty((camera.height, camera.width, 3), dtype=np.uint8)
@@ -182,7 +188,7 @@ def render_head(scene: HeadScene, points: np.ndarray, camera: PinholeCamera,
     shadow = ones if shadow is None else np.asarray(shadow, dtype=np.float32)
     _shade_kernel(points, scene.corners, local.triangle_id, local.barycentric, scene.albedo,
                   occlusion, shadow, light, float(ambient), float(diffuse), float(specular),
-                  float(shininess), image)
+                  float(shininess), fill, np.asarray(fill_colour, dtype=np.float64), image)
     triangle_id = np.where(local.mask, scene.triangles[np.maximum(local.triangle_id, 0)], -1)
     return HeadRender(image, RasterBuffers(triangle_id.astype(np.int32), local.barycentric,
                                            local.depth))
@@ -206,7 +212,7 @@ def _vertex_normals(points, corners):
 
 @numba.njit(cache=True, nogil=True)
 def _shade_kernel(points, corners, triangle_id, barycentric, albedo, occlusion, shadow, light,
-                  ambient, diffuse, specular, shininess, image):
+                  ambient, diffuse, specular, shininess, fill, fill_colour, image):
     """Shade the covered pixels of `image` (H, W, 3) uint8, which holds the background."""
     normals = _vertex_normals(points, corners)
     height, width = triangle_id.shape
@@ -240,9 +246,11 @@ def _shade_kernel(points, corners, triangle_id, barycentric, albedo, occlusion, 
             if facing > 0.0:  # seen from behind: light the side facing the camera
                 norm = -norm
             lambert = 0.0
+            fill_lambert = 0.0
             highlight = 0.0
             if norm != 0.0:
                 lambert = max(0.0, (nx * light[0] + ny * light[1] + nz * light[2]) / norm)
+                fill_lambert = 255.0 * max(0.0, (nx * fill[0] + ny * fill[1] + nz * fill[2]) / norm)
                 if specular > 0.0 and lambert > 0.0:
                     distance = np.sqrt(px * px + py * py + pz * pz)
                     hx = light[0] - px / distance
@@ -253,9 +261,12 @@ def _shade_kernel(points, corners, triangle_id, barycentric, albedo, occlusion, 
                         cosine = max(0.0, (nx * hx + ny * hy + nz * hz) / (norm * half))
                         highlight = 255.0 * specular * lit * cosine ** shininess
             intensity = 255.0 * (ambient * ao + diffuse * lit * lambert)
-            image[row, col, 0] = np.uint8(min(255.0, r * intensity + highlight) + 0.5)
-            image[row, col, 1] = np.uint8(min(255.0, g * intensity + highlight) + 0.5)
-            image[row, col, 2] = np.uint8(min(255.0, b * intensity + highlight) + 0.5)
+            image[row, col, 0] = np.uint8(min(255.0, r * (intensity + fill_lambert * fill_colour[0])
+                                              + highlight) + 0.5)
+            image[row, col, 1] = np.uint8(min(255.0, g * (intensity + fill_lambert * fill_colour[1])
+                                              + highlight) + 0.5)
+            image[row, col, 2] = np.uint8(min(255.0, b * (intensity + fill_lambert * fill_colour[2])
+                                              + highlight) + 0.5)
 
 
 def light_visibility(scene: HeadScene, points: np.ndarray, direction: np.ndarray,
@@ -367,15 +378,20 @@ def ibug_vertices(model: FaceModel) -> np.ndarray:
     return ids[np.arange(len(ids)), np.argmax(embedding.barycentric, 1)]
 
 
-def brow_distance(model: FaceModel) -> np.ndarray:
+#: iBUG-68 polylines of the brows and of the upper lids (eye corner to eye corner).
+BROW_POLYLINES = (range(17, 22), range(22, 27))
+UPPER_LID_POLYLINES = (range(36, 40), range(42, 46))
+
+
+def polyline_distance(model: FaceModel, polylines=BROW_POLYLINES) -> np.ndarray:
     """(N,) distance (cm, in the neutral face's x-y plane) of each face-part vertex to the
-    nearer iBUG brow polyline (landmarks 17-21, 22-26); inf for the other parts."""
+    nearest of the iBUG polylines (sequences of iBUG ids); inf for the other parts."""
     neutral = model.neutral.astype(np.float64)
     face = _part("face")
     ibug = ibug_vertices(model)
     distance = np.full(model.num_vertices, np.inf)
-    distance[face] = np.minimum(_polyline_distance(neutral[face, :2], neutral[ibug[17:22], :2]),
-                                _polyline_distance(neutral[face, :2], neutral[ibug[22:27], :2]))
+    distance[face] = np.min([_polyline_distance(neutral[face, :2], neutral[ibug[list(ids)], :2])
+                             for ids in polylines], axis=0)
     return distance
 
 
