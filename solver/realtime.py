@@ -247,7 +247,15 @@ class RealtimeFitter:
         self.table = table if table is not None else build_landmark_table(
             model, self.embedding, self.beta, self.settings.sparsity_threshold)
         self._check_rest, self._check_basis = collider_tables(model, self.colliders, self.beta)
-        self._normal_equations = None
+        self._kept = self._nothing_kept(len(self.embedding))
+        self._jtj = np.zeros((model.num_expressions + THETA_SIZE,) * 2, kernel.JTJ_DTYPE)
+        self._rows = np.empty((1, 2, self.table.col_index.size))
+        self._no_previous = np.zeros((len(self.embedding), 2))
+
+    @staticmethod
+    def _nothing_kept(count: int) -> tuple:
+        """The kernel's kept point, camera and projections when there is no kept solve."""
+        return np.empty(0), np.empty(15), np.zeros((count, 2))
 
     @property
     def camera(self) -> Camera:
@@ -262,34 +270,32 @@ class RealtimeFitter:
         """The kernel's camera layout (15,): f, cx, cy, R (row-major), T (read only)."""
         return self._camera_vector
 
-    def _run(self, x0, mu, scale2, previous, max_iterations):
-        """The kernel's LM from x0. The last solution's J^T J, projections and Jacobian rows
-        are kept (with its point and camera) and reused when the next solve starts there:
-        tracking warm-starts each frame from the last one, so the start needs no pass over the
-        model (J^T r from the kept rows is exact; J^T J differs only by the new frame's
-        landmark weights, and the LM needs an approximation)."""
+    def _run(self, mu, sigma, psi0, theta0, previous, max_iterations, landmark_weight=None):
+        """The kernel's frame fit (`realtime_kernel.fit_frame`) from x0 = [clip(psi0), theta0].
+
+        The solution's J^T J, projections and Jacobian rows are kept (with its point and
+        camera) and reused when the next solve starts there: tracking warm-starts each frame
+        from the last one, so the start needs no pass over the model (J^T r from the kept
+        rows is exact; J^T J differs only by the new frame's landmark weights, and the LM
+        needs an approximation). Returns (x, energies, iterations, status, pixels, usable)."""
         s = self.settings
-        prev = (np.zeros((1, len(self.embedding), 2)) if previous is None
-                else np.asarray(previous, np.float64).reshape(1, -1, 2))
-        temporal = s.temporal if previous is not None else 0.0
-        camera = self.camera_vector()
-        kept = self._normal_equations
-        warm = (kept is not None and np.array_equal(kept[0], x0)
-                and np.array_equal(kept[1], camera))
-        if warm:
-            jtj, rows, pixels = kept[2], kept[3], kept[4].copy()
+        count = len(self.embedding)
+        if previous is None:
+            previous, temporal = self._no_previous, 0.0
         else:
-            jtj = np.zeros((x0.size, x0.size), kernel.JTJ_DTYPE)
-            rows = np.empty((1, 2, self.table.col_index.size))
-            pixels = np.zeros_like(prev)
-        x, energies, iterations, status, rows = kernel.solve(
-            x0, self.lower, self.upper, max_iterations, s.tolerance, self.model.num_expressions,
-            *self.table.kernel_args(), camera[None], mu[None], scale2[None], prev,
-            np.array([temporal]), s.expression, s.joints, s.intersect, self._check_rest,
-            self._check_basis, self.colliders.scale, pixels, jtj, rows, warm)
-        self._normal_equations = ((x.copy(), camera, jtj, rows, pixels)
-                                  if max_iterations > 0 and status != 3 else None)
-        return x, energies, iterations, status, pixels[0]
+            previous, temporal = np.asarray(previous, np.float64), s.temporal
+        kept_x, kept_camera, kept_pixels = self._kept
+        camera = self.camera_vector()
+        x, energies, iterations, status, pixels, self._rows, usable = kernel.fit_frame(
+            mu, sigma, float(self.camera.width), float(self.camera.height), OUTSIDE_IMAGE_LIMIT,
+            s.landmarks if landmark_weight is None else landmark_weight, MIN_LANDMARKS,
+            psi0, theta0, self.lower, self.upper, max_iterations, s.tolerance,
+            self.model.num_expressions, *self.table.kernel_args(), camera, previous, temporal,
+            s.expression, s.joints, s.intersect, self._check_rest, self._check_basis,
+            self.colliders.scale, self._jtj, kept_x, kept_camera, kept_pixels, self._rows)
+        self._kept = ((x, camera, pixels) if max_iterations > 0 and status < 3
+                      else self._nothing_kept(count))
+        return x, energies, iterations, status, pixels, int(usable)
 
     def fit(self, mu: np.ndarray, sigma: np.ndarray, psi0: np.ndarray, theta0: np.ndarray,
             previous: np.ndarray | None = None) -> FrameResult:
@@ -298,40 +304,39 @@ class RealtimeFitter:
         previous : (L, 2) the last frame's fitted projections for E_temporal, or None.
         """
         count = len(self.embedding)
-        mu = np.asarray(mu, dtype=np.float64)
-        sigma = np.asarray(sigma, dtype=np.float64)
+        mu = np.ascontiguousarray(mu, dtype=np.float64)
+        sigma = np.ascontiguousarray(sigma, dtype=np.float64)
         if mu.shape != (count, 2) or sigma.shape != (count,):
             raise SolverError(f"expected mu ({count}, 2) and sigma ({count},), "
                               f"got {mu.shape} and {sigma.shape}")
-        usable, clean_mu, scale2 = frame_weights(mu, sigma, self.camera, self.settings.landmarks)
-        x0 = np.concatenate((np.clip(psi0, 0.0, 1.0), theta0))
-        if usable.sum() < MIN_LANDMARKS:
-            _, energies, _, status, pixels = self._run(x0, clean_mu, scale2 * 0, None, 0)
-            if status == 3:   # no pose yet (first frame): nothing is projected or weighted
-                energies, pixels = np.where(np.isfinite(energies), energies, 0.0), pixels * 0
-            return self._result(x0, energies, pixels, 0, False, False,
-                                f"only {int(usable.sum())} usable landmarks (need "
-                                f"{MIN_LANDMARKS}): kept the previous pose", int(usable.sum()))
-        x, energies, iterations, status, pixels = self._run(
-            x0, clean_mu, scale2, previous, self.settings.max_iterations)
+        psi0 = np.asarray(psi0, dtype=np.float64)
+        theta0 = np.asarray(theta0, dtype=np.float64)
+        x, energies, iterations, status, pixels, usable = self._run(
+            mu, sigma, psi0, theta0, previous, self.settings.max_iterations)
+        if status == 4:
+            if not np.all(np.isfinite(energies)):   # no pose yet (first frame): nothing projects
+                energies, pixels = np.zeros_like(energies), pixels * 0
+            return self._result(x, energies, pixels, 0, False, False,
+                                f"only {usable} usable landmarks (need {MIN_LANDMARKS}): "
+                                "kept the previous pose", usable)
         if status == 3:   # the start does not project: restart from a fresh rigid guess
-            x0 = np.r_[np.zeros(self.model.num_expressions),
-                       initial_pose(self.model, self.embedding, self.camera, self.beta, mu,
-                                    usable)]
-            x, energies, iterations, status, pixels = self._run(
-                x0, clean_mu, scale2, None, self.settings.max_iterations)
-        if status == 3 or not (np.all(np.isfinite(x)) and np.all(np.isfinite(energies))):
-            _, energies, _, _, pixels = self._run(np.r_[np.clip(psi0, 0, 1), theta0], clean_mu,
-                                                  scale2 * 0, None, 0)
-            return self._result(np.r_[np.clip(psi0, 0, 1), theta0], np.nan_to_num(energies),
-                                np.nan_to_num(pixels), iterations, False, False,
-                                STATUS_MESSAGES[3] + ": kept the previous pose", int(usable.sum()))
+            start = initial_pose(self.model, self.embedding, self.camera, self.beta, mu,
+                                 usable_landmarks(mu, sigma, self.camera))
+            x, energies, iterations, status, pixels, _ = self._run(
+                mu, sigma, np.zeros(self.model.num_expressions), start, None,
+                self.settings.max_iterations)
+        if status == 3:
+            x, energies, _, _, pixels, _ = self._run(mu, sigma, psi0, theta0, None, 0,
+                                                     landmark_weight=0.0)
+            return self._result(x, np.nan_to_num(energies), np.nan_to_num(pixels), iterations,
+                                False, False, STATUS_MESSAGES[3] + ": kept the previous pose",
+                                usable)
         return self._result(x, energies, pixels, iterations, status < 2, True,
-                            STATUS_MESSAGES[status], int(usable.sum()))
+                            STATUS_MESSAGES[status], usable)
 
     def _result(self, x, energies, pixels, iterations, converged, success, message, valid):
         e = self.model.num_expressions
-        terms = {name: float(v) for name, v in zip(TERM_NAMES, energies)}
+        terms = dict(zip(TERM_NAMES, energies.tolist()))
         terms["identity"] = self._identity_energy   # constant here: beta is not a variable
         return FrameResult(psi=x[:e].copy(), theta=x[e:].copy(), beta=self.beta.copy(),
                            focal=self.camera.focal, pixels=pixels, energies=terms,

@@ -556,3 +556,59 @@ def solve(x0, lower, upper, max_iterations, tolerance, num_expr, joint_pos, pare
             if damping > MAX_DAMPING:
                 return x, energies, iteration, 1, rows
     return x, energies, max_iterations, 2, rows
+
+
+@njit(cache=True)
+def fit_frame(mu, sigma, width, height, outside_limit, landmark_weight, min_landmarks, psi0,
+              theta0, lower, upper, max_iterations, tolerance, num_expr, joint_pos, parents,
+              bary_sum, lk_ptr, lk_joint, lk_weight, lk_rest, ex_basis, ex_ptr, ex_index,
+              ex_vec, col_ptr, col_index, theta_col, camera, previous, temporal_weight,
+              expression_weight, joint_weight, intersect_weight, check_rest, check_basis,
+              check_scale, jtj, kept_x, kept_camera, kept_pixels, kept_rows):
+    """One frame of one view in one call (the real-time fitter's per-frame path): the
+    usable landmarks and their weights (`frame_weights`), the start x0 = [clip(psi0, 0, 1),
+    theta0] and the LM (`solve`).
+
+    mu (L, 2), sigma (L,) px as observed; camera (15,); previous (L, 2) the last frame's
+    projections, used when temporal_weight > 0. The solve is warm when kept_x equals x0 and
+    kept_camera the camera: then jtj (P, P), kept_pixels (L, 2) and kept_rows (1, 2, N) hold
+    the J^T J, projections and Jacobian rows at kept_x (see `solve`); jtj is updated in place
+    and kept_rows is used as scratch (either way).
+    With fewer than min_landmarks usable landmarks nothing is fitted: the energies at x0
+    with no landmark term (status 4).
+    Returns (x, energies (6,), iterations, status, pixels (L, 2), rows (1, 2, N), usable):
+    statuses of `solve`, 3 also when x or the energies end non-finite, 4 too few landmarks.
+    """
+    count = mu.shape[0]
+    clean_mu = np.empty((1, count, 2))
+    scale2 = np.empty((1, count))
+    usable = frame_weights(mu, sigma, width, height, outside_limit, landmark_weight,
+                           clean_mu[0], scale2[0]).sum()
+    x0 = np.empty(lower.shape[0])
+    x0[:num_expr] = np.minimum(np.maximum(psi0, 0.0), 1.0)
+    x0[num_expr:] = theta0
+    status_override = -1
+    if usable < min_landmarks:
+        scale2[:] = 0.0
+        temporal_weight = 0.0
+        max_iterations = 0
+        status_override = 4
+    warm = (status_override < 0 and kept_x.shape[0] == x0.shape[0]
+            and np.all(kept_x == x0) and np.all(kept_camera == camera))
+    pixels = np.zeros((1, count, 2))
+    if warm:
+        pixels[0] = kept_pixels
+    rows = (kept_rows if kept_rows.shape[2] == col_index.shape[0]
+            else np.empty((1, 2, col_index.shape[0])))
+    x, energies, iterations, status, rows = solve(
+        x0, lower, upper, max_iterations, tolerance, num_expr, joint_pos, parents, bary_sum,
+        lk_ptr, lk_joint, lk_weight, lk_rest, ex_basis, ex_ptr, ex_index, ex_vec, col_ptr,
+        col_index, theta_col, camera.reshape(1, -1), clean_mu, scale2,
+        previous.reshape(1, count, 2), np.array([temporal_weight]), expression_weight,
+        joint_weight, intersect_weight, check_rest, check_basis, check_scale, pixels, jtj,
+        rows, warm)
+    if status_override >= 0:
+        status = status_override
+    elif not (np.all(np.isfinite(x)) and np.all(np.isfinite(energies))):
+        status = 3
+    return x, energies, iterations, status, pixels[0], rows, usable
