@@ -27,81 +27,78 @@ JTJ_DTYPE = np.float32
 
 
 @njit(cache=True, inline="always")
-def _mm(a, b):
-    """3x3 @ 3x3 without BLAS (numba's @ needs SciPy's BLAS and is slow on tiny arrays)."""
-    out = np.empty((3, 3))
-    for i in range(3):
-        for j in range(3):
-            out[i, j] = a[i, 0] * b[0, j] + a[i, 1] * b[1, j] + a[i, 2] * b[2, j]
-    return out
-
-
-@njit(cache=True, inline="always")
 def _mm_into(a, b, out):
-    """out = a @ b for 3x3 (out must not alias a or b)."""
+    """out = a @ b for 3x3 without BLAS (numba's @ needs SciPy's BLAS and is slow on tiny
+    arrays); out must not alias a or b."""
     for i in range(3):
         for j in range(3):
             out[i, j] = a[i, 0] * b[0, j] + a[i, 1] * b[1, j] + a[i, 2] * b[2, j]
 
 
 @njit(cache=True, inline="always")
-def _mv(a, v):
-    """3x3 @ 3-vector without BLAS."""
-    out = np.empty(3)
-    for i in range(3):
-        out[i] = a[i, 0] * v[0] + a[i, 1] * v[1] + a[i, 2] * v[2]
-    return out
-
+def _skew_into(x, y, z, out):
+    """out (3, 3) = the cross-product matrix of (x, y, z)."""
+    out[0, 0], out[0, 1], out[0, 2] = 0.0, -z, y
+    out[1, 0], out[1, 1], out[1, 2] = z, 0.0, -x
+    out[2, 0], out[2, 1], out[2, 2] = -y, x, 0.0
 
 
 @njit(cache=True)
-def _rodrigues(v, out_rot, out_d):
-    """Rotation (3, 3) of axis-angle v and its derivatives (3, 3, 3) (as model.py)."""
-    angle2 = v[0] * v[0] + v[1] * v[1] + v[2] * v[2]
+def _rodrigues(v, out_rot, out_d, scratch):
+    """Rotation (3, 3) of axis-angle v and its derivatives (3, 3, 3) (as model.py):
+    R = I + a K + b K^2 with K = [v]x and K^2 = v v^T - |v|^2 I; dR/dv_i =
+    [v_i v + v x (I - R) e_i]x R / |v|^2 ([e_i]x at v = 0). scratch : (3, 3)."""
+    x, y, z = v[0], v[1], v[2]
+    angle2 = x * x + y * y + z * z
     angle = np.sqrt(angle2)
-    k = np.zeros((3, 3))
-    k[0, 1], k[0, 2], k[1, 0] = -v[2], v[1], v[2]
-    k[1, 2], k[2, 0], k[2, 1] = -v[0], -v[1], v[0]
     if angle < 1e-8:
         a, b = 1.0, 0.5
     else:
         a, b = np.sin(angle) / angle, (1.0 - np.cos(angle)) / angle2
-    kk = _mm(k, k)
+    _skew_into(x, y, z, scratch)
     for i in range(3):
         for j in range(3):
-            out_rot[i, j] = a * k[i, j] + b * kk[i, j] + (1.0 if i == j else 0.0)
+            diagonal = 1.0 if i == j else 0.0
+            out_rot[i, j] = a * scratch[i, j] + b * (v[i] * v[j] - angle2 * diagonal) + diagonal
     for i in range(3):
-        e = np.zeros(3)
-        e[i] = 1.0
+        e0, e1, e2 = 1.0 if i == 0 else 0.0, 1.0 if i == 1 else 0.0, 1.0 if i == 2 else 0.0
         if angle2 < 1e-16:
-            s = np.zeros((3, 3))
-            s[0, 1], s[0, 2], s[1, 0] = -e[2], e[1], e[2]
-            s[1, 2], s[2, 0], s[2, 1] = -e[0], -e[1], e[0]
-            out_d[i] = s
+            _skew_into(e0, e1, e2, out_d[i])
             continue
-        w = e - out_rot[:, i]  # (I - R) e_i
-        c = np.array([v[1] * w[2] - v[2] * w[1], v[2] * w[0] - v[0] * w[2],
-                      v[0] * w[1] - v[1] * w[0]])
-        s = v[i] * k
-        s[0, 1] -= c[2]
-        s[0, 2] += c[1]
-        s[1, 0] += c[2]
-        s[1, 2] -= c[0]
-        s[2, 0] -= c[1]
-        s[2, 1] += c[0]
-        out_d[i] = _mm(s / angle2, out_rot)
+        w0, w1, w2 = e0 - out_rot[0, i], e1 - out_rot[1, i], e2 - out_rot[2, i]
+        vi = v[i]
+        _skew_into(vi * x + y * w2 - z * w1, vi * y + z * w0 - x * w2,
+                   vi * z + x * w1 - y * w0, scratch)
+        for r in range(3):
+            for c in range(3):
+                out_d[i, r, c] = (scratch[r, 0] * out_rot[0, c] + scratch[r, 1] * out_rot[1, c]
+                                  + scratch[r, 2] * out_rot[2, c]) / angle2
+
+
+@njit(cache=True, inline="always")
+def _offset_into(rot, point, base, sign, out):
+    """out (3,) = base (3,) + sign * rot (3, 3) @ point (3,)."""
+    for i in range(3):
+        out[i] = base[i] + sign * (rot[i, 0] * point[0] + rot[i, 1] * point[1]
+                                   + rot[i, 2] * point[2])
 
 
 @njit(cache=True)
 def forward_kinematics(theta, joint_pos, parents):
     """Global rotations (K,3,3), skinning offsets (K,3) and their derivatives w.r.t. the
-    15 rotation entries of theta: (K,15,3,3) and (K,15,3). Same maths as model.py."""
-    rot = np.zeros((NUM_JOINTS, 3, 3))
-    d_local = np.zeros((NUM_JOINTS, 3, 3, 3))
+    15 rotation entries of theta: (K,15,3,3) and (K,15,3). Same maths as model.py; parents
+    come before their children. A rotation entry of joint j moves only j and its
+    descendants: the other derivatives stay zero and are not computed."""
+    rot = np.empty((NUM_JOINTS, 3, 3))
+    d_local = np.empty((NUM_JOINTS, 3, 3, 3))
+    scratch = np.empty((3, 3))
     for j in range(NUM_JOINTS):
-        _rodrigues(theta[3 * j:3 * j + 3], rot[j], d_local[j])
-    g_rot = np.zeros((NUM_JOINTS, 3, 3))
-    posed = np.zeros((NUM_JOINTS, 3))
+        _rodrigues(theta[3 * j:3 * j + 3], rot[j], d_local[j], scratch)
+    g_rot = np.empty((NUM_JOINTS, 3, 3))
+    posed = np.empty((NUM_JOINTS, 3))
+    offsets = np.empty((NUM_JOINTS, 3))
+    bone = np.empty((NUM_JOINTS, 3))          # joint_pos[k] - joint_pos[parent]
+    zero = np.zeros(3)
     for k in range(NUM_JOINTS):
         p = parents[k]
         if p < 0:
@@ -109,30 +106,33 @@ def forward_kinematics(theta, joint_pos, parents):
             posed[k] = joint_pos[k]
         else:
             _mm_into(g_rot[p], rot[k], g_rot[k])
-            posed[k] = _mv(g_rot[p], joint_pos[k] - joint_pos[p]) + posed[p]
-    offsets = np.zeros((NUM_JOINTS, 3))
-    for k in range(NUM_JOINTS):
-        offsets[k] = posed[k] - _mv(g_rot[k], joint_pos[k])
+            for i in range(3):
+                bone[k, i] = joint_pos[k, i] - joint_pos[p, i]
+            _offset_into(g_rot[p], bone[k], posed[p], 1.0, posed[k])
+        _offset_into(g_rot[k], joint_pos[k], posed[k], -1.0, offsets[k])
     d_rot = np.zeros((NUM_JOINTS, NUM_ROT, 3, 3))
     d_off = np.zeros((NUM_JOINTS, NUM_ROT, 3))
     d_posed = np.zeros((NUM_JOINTS, 3))
-    tmp = np.zeros((3, 3))
+    moved = np.zeros(NUM_JOINTS, dtype=np.bool_)
     for j in range(NUM_JOINTS):
         for c in range(3):
             col = 3 * j + c
-            d_posed[:, :] = 0.0
             for k in range(NUM_JOINTS):
                 p = parents[k]
-                if p >= 0:
-                    _mm_into(d_rot[p, col], rot[k], d_rot[k, col])
-                    d_posed[k] = _mv(d_rot[p, col], joint_pos[k] - joint_pos[p]) + d_posed[p]
-                if k == j:
+                if k == j:      # its own rotation: d(g_rot[p] R_k); its position does not move
                     if p >= 0:
-                        _mm_into(g_rot[p], d_local[j, c], tmp)
-                        d_rot[k, col] += tmp
+                        _mm_into(g_rot[p], d_local[j, c], d_rot[k, col])
                     else:
-                        d_rot[k, col] += d_local[j, c]
-                d_off[k, col] = d_posed[k] - _mv(d_rot[k, col], joint_pos[k])
+                        d_rot[k, col] = d_local[j, c]
+                    d_posed[k] = zero
+                elif p >= 0 and moved[p]:
+                    _mm_into(d_rot[p, col], rot[k], d_rot[k, col])
+                    _offset_into(d_rot[p, col], bone[k], d_posed[p], 1.0, d_posed[k])
+                else:
+                    moved[k] = False
+                    continue
+                moved[k] = True
+                _offset_into(d_rot[k, col], joint_pos[k], d_posed[k], -1.0, d_off[k, col])
     return g_rot, offsets, d_rot, d_off
 
 
