@@ -47,8 +47,8 @@ from ..solver.face_model import FaceModel
 from ..solver.model import forward_kinematics, joints, landmark_vertex_ids, rodrigues
 from ..tools.build_assets import PARTS
 from .render import (BROW_POLYLINES, UPPER_LID_POLYLINES, Albedo, HeadScene, PinholeCamera,
-                     ambient_occlusion, band_weight, ibug_vertices, light_visibility,
-                     model_to_camera, polyline_distance, render_head)
+                     ambient_occlusion, band_weight, brow_weight, ibug_vertices,
+                     light_visibility, model_to_camera, polyline_distance, render_head)
 
 #: A landmark counts as visible when it is at most this far (cm) behind the depth buffer
 #: and the pixel shows the same part (material, face and back of head as one): a thin
@@ -254,10 +254,11 @@ class AlbedoSampler:
             variation[spots] *= rng.uniform(0.6, 0.85)
         albedo = albedo * (1 + (variation - 1) * self.skin[:, None])
         if rng.uniform() < 0.6:  # brows of another width and darkness
-            brows = band_weight(self.brow_distance, rng.uniform(0.2, 0.6)) * rng.uniform(0.5, 1.0)
+            brows = brow_weight(self.brow_distance, rng.uniform(0.2, 0.6)) * rng.uniform(0.5, 1.0)
             albedo = _paint(albedo, brows, hair * rng.uniform(0.4, 1.1))
         if rng.uniform() < eye_makeup_prob:  # eyeliner (narrow, dark) or eyeshadow (wide)
-            liner = band_weight(self.lid_distance, rng.uniform(0.08, 0.45)) * rng.uniform(0.4, 0.9)
+            half = rng.uniform(0.04, 0.25)    # a band above the lid margin
+            liner = band_weight(np.abs(self.lid_distance - half), half) * rng.uniform(0.4, 0.9)
             albedo = _paint(albedo, liner, _palette(rng, EYE_MAKEUP))
         if rng.uniform() < 0.3:  # stubble, or a beard
             amount = rng.uniform(0.1, 1.0) * self.stubble * rng.uniform(0.5, 1.0, len(albedo))

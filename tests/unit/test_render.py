@@ -7,8 +7,10 @@ from densecap.solver import mesh
 from densecap.solver.conventions import THETA_SIZE, THETA_TRANSLATION, theta_rotation
 from densecap.solver.model import landmark_vertex_ids
 from densecap.tools.build_assets import PARTS
-from densecap.training.render import (HeadScene, PinholeCamera, ambient_occlusion,
-                                      light_visibility, model_to_camera, rasterize, render_head)
+from densecap.training.render import (BROW_POLYLINES, HeadScene, PinholeCamera,
+                                      ambient_occlusion, brow_weight, ibug_vertices,
+                                      light_visibility, model_to_camera, polyline_distance,
+                                      rasterize, render_head)
 
 # One triangle covering the upper-left half of a 4x4 image at depth 2 (focal 1, principal
 # point at the image corner, so pixel coordinates are x/z, y/z): corners at pixels
@@ -205,6 +207,25 @@ def test_a_coloured_fill_light_tints_only_the_side_it_faces(face_model, scene):
     middle = (columns[0] + columns[-1]) // 2
     left, right = gain[:, :middle, 0][head[:, :middle]], gain[:, middle:, 0][head[:, middle:]]
     assert left.mean() > 10 * max(right.mean(), 0.1)   # the light is at camera -x: image left
+
+
+def test_brows_are_painted_below_their_ibug_points(face_model):
+    """The 300-W markup puts the brow points on the brows' upper edge: the skin just above
+    the brow polyline is bare, just below it is brow, and the signed distance says which
+    side a vertex is on."""
+    distance = polyline_distance(face_model, BROW_POLYLINES)
+    neutral = face_model.neutral
+    ibug = ibug_vertices(face_model)
+    middle = neutral[ibug[19]]                            # the right brow's middle point
+    face = np.arange(*PARTS["face"])
+    column = face[(np.abs(neutral[face, 0] - middle[0]) < 0.3)
+                  & (np.abs(neutral[face, 1] - middle[1]) < 1.5) & (neutral[face, 2] > middle[2] - 1)]
+    above = column[neutral[column, 1] > middle[1] + 0.15]
+    below = column[(neutral[column, 1] < middle[1] - 0.15) & (neutral[column, 1] > middle[1] - 0.5)]
+    assert len(above) and len(below)
+    assert np.all(distance[above] > 0) and np.all(distance[below] < 0)
+    weight = brow_weight(distance, 0.35)
+    assert weight[above].max() < 0.2 and weight[below].min() > 0.8
 
 
 def test_ambient_occlusion_darkens_the_mouth_and_leaves_the_forehead_open(face_model, scene):

@@ -95,7 +95,7 @@ class HeadScene:
         face = _part("face")
         lips = _polygon_weight(neutral[face, :2], neutral[ibug_vertices(model)[48:60], :2],
                                REGION_FEATHER)
-        brows = band_weight(polyline_distance(model, BROW_POLYLINES)[face], BROW_HALF_WIDTH)
+        brows = brow_weight(polyline_distance(model, BROW_POLYLINES)[face], BROW_HALF_WIDTH)
         colours[face] = (colours[face] * (1 - lips)[:, None] + np.multiply.outer(lips, albedo.lips))
         colours[face] = (colours[face] * (1 - brows)[:, None] + np.multiply.outer(brows, albedo.brows))
         # ICT's lash cards are alpha-textured; drawn opaque, the lower ones read as a thick
@@ -384,15 +384,29 @@ UPPER_LID_POLYLINES = (range(36, 40), range(42, 46))
 
 
 def polyline_distance(model: FaceModel, polylines=BROW_POLYLINES) -> np.ndarray:
-    """(N,) distance (cm, in the neutral face's x-y plane) of each face-part vertex to the
-    nearest of the iBUG polylines (sequences of iBUG ids); inf for the other parts."""
+    """(N,) signed distance (cm, in the neutral face's x-y plane) of each face-part vertex to
+    the nearest of the iBUG polylines (sequences of iBUG ids): positive above the nearest
+    point on it (model y up), negative below; inf for the other parts."""
     neutral = model.neutral.astype(np.float64)
     face = _part("face")
     ibug = ibug_vertices(model)
-    distance = np.full(model.num_vertices, np.inf)
-    distance[face] = np.min([_polyline_distance(neutral[face, :2], neutral[ibug[list(ids)], :2])
-                             for ids in polylines], axis=0)
-    return distance
+    points = neutral[face, :2]
+    distance, nearest = zip(*(_nearest_on_polyline(points, neutral[ibug[list(ids)], :2])
+                              for ids in polylines))
+    which = np.argmin(distance, axis=0)
+    rows = np.arange(len(points))
+    above = points[:, 1] >= np.asarray(nearest)[which, rows, 1]
+    signed = np.full(model.num_vertices, np.inf)
+    signed[face] = np.where(above, 1.0, -1.0) * np.asarray(distance)[which, rows]
+    return signed
+
+
+def brow_weight(signed_distance: np.ndarray, half_width: float) -> np.ndarray:
+    """Soft membership (n,) of a brow 2 * half_width (cm) tall from the signed distances
+    (n,) to the iBUG brow polylines (`polyline_distance`): the band lies below the
+    polyline, since the 300-W / Multi-PIE markup puts the brow points on the brows' upper
+    edge."""
+    return band_weight(np.abs(signed_distance + half_width), half_width)
 
 
 def band_weight(distance: np.ndarray, half_width: float) -> np.ndarray:
@@ -401,9 +415,15 @@ def band_weight(distance: np.ndarray, half_width: float) -> np.ndarray:
     return np.clip((half_width - distance) / REGION_FEATHER + 0.5, 0.0, 1.0)
 
 
-def _polyline_distance(points: np.ndarray, polyline: np.ndarray) -> np.ndarray:
-    """Distance (n,) of 2D points (n, 2) to an open polyline (m, 2)."""
+def _nearest_on_polyline(points: np.ndarray, polyline: np.ndarray
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """Distance (n,) of 2D points (n, 2) to an open polyline (m, 2) and the nearest point
+    on it (n, 2)."""
     a, b = polyline[:-1], polyline[1:]
     d = b - a
     t = np.clip(((points[:, None] - a) * d).sum(-1) / (d * d).sum(-1), 0.0, 1.0)
-    return np.linalg.norm(points[:, None] - (a + t[..., None] * d), axis=-1).min(1)
+    foot = a + t[..., None] * d                                    # (n, m - 1, 2)
+    distance = np.linalg.norm(points[:, None] - foot, axis=-1)
+    segment = distance.argmin(1)
+    rows = np.arange(len(points))
+    return distance[rows, segment], foot[rows, segment]
