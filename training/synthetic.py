@@ -47,7 +47,7 @@ from ..solver.face_model import FaceModel
 from ..solver.model import forward_kinematics, joints, landmark_vertex_ids, rodrigues
 from ..tools.build_assets import PARTS
 from .render import (BROW_POLYLINES, UPPER_LID_POLYLINES, Albedo, HeadScene, PinholeCamera,
-                     ambient_occlusion, band_weight, brow_weight, ibug_vertices,
+                     ambient_occlusion, band_weight, ibug_vertices,
                      light_visibility, model_to_camera, polyline_distance, render_head)
 
 #: A landmark counts as visible when it is at most this far (cm) behind the depth buffer
@@ -254,7 +254,8 @@ class AlbedoSampler:
             variation[spots] *= rng.uniform(0.6, 0.85)
         albedo = albedo * (1 + (variation - 1) * self.skin[:, None])
         if rng.uniform() < 0.6:  # brows of another width and darkness
-            brows = brow_weight(self.brow_distance, rng.uniform(0.2, 0.6)) * rng.uniform(0.5, 1.0)
+            brows = (band_weight(np.abs(self.brow_distance), rng.uniform(0.2, 0.6))
+                     * rng.uniform(0.5, 1.0))
             albedo = _paint(albedo, brows, hair * rng.uniform(0.4, 1.1))
         if rng.uniform() < eye_makeup_prob:  # eyeliner (narrow, dark) or eyeshadow (wide)
             half = rng.uniform(0.04, 0.25)    # a band above the lid margin

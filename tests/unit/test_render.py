@@ -8,7 +8,7 @@ from densecap.solver.conventions import THETA_SIZE, THETA_TRANSLATION, theta_rot
 from densecap.solver.model import landmark_vertex_ids
 from densecap.tools.build_assets import PARTS
 from densecap.training.render import (BROW_POLYLINES, HeadScene, PinholeCamera,
-                                      ambient_occlusion, brow_weight, ibug_vertices,
+                                      ambient_occlusion, band_weight, ibug_vertices,
                                       light_visibility, model_to_camera, polyline_distance,
                                       rasterize, render_head)
 
@@ -209,23 +209,23 @@ def test_a_coloured_fill_light_tints_only_the_side_it_faces(face_model, scene):
     assert left.mean() > 10 * max(right.mean(), 0.1)   # the light is at camera -x: image left
 
 
-def test_brows_are_painted_below_their_ibug_points(face_model):
-    """The 300-W markup puts the brow points on the brows' upper edge: the skin just above
-    the brow polyline is bare, just below it is brow, and the signed distance says which
-    side a vertex is on."""
+def test_brows_are_painted_around_their_ibug_points_and_the_distance_is_signed(face_model, scene):
+    """The skin just above and just below the brow polyline is brow, further up is not;
+    the signed distance says which side a vertex is on."""
     distance = polyline_distance(face_model, BROW_POLYLINES)
     neutral = face_model.neutral
-    ibug = ibug_vertices(face_model)
-    middle = neutral[ibug[19]]                            # the right brow's middle point
+    middle = neutral[ibug_vertices(face_model)[19]]       # the right brow's middle point
     face = np.arange(*PARTS["face"])
     column = face[(np.abs(neutral[face, 0] - middle[0]) < 0.3)
                   & (np.abs(neutral[face, 1] - middle[1]) < 1.5) & (neutral[face, 2] > middle[2] - 1)]
-    above = column[neutral[column, 1] > middle[1] + 0.15]
-    below = column[(neutral[column, 1] < middle[1] - 0.15) & (neutral[column, 1] > middle[1] - 0.5)]
-    assert len(above) and len(below)
+    height = neutral[column, 1] - middle[1]
+    above, below = column[(height > 0.1) & (height < 0.25)], column[(height < -0.1) & (height > -0.25)]
+    far_above = column[height > 0.8]
+    assert len(above) and len(below) and len(far_above)
     assert np.all(distance[above] > 0) and np.all(distance[below] < 0)
-    weight = brow_weight(distance, 0.35)
-    assert weight[above].max() < 0.2 and weight[below].min() > 0.8
+    brow = np.array(scene.albedo[:, 0]) == np.float32(0.30)     # Albedo().brows red
+    assert brow[above].mean() > 0.5 and brow[below].mean() > 0.5 and not brow[far_above].any()
+    assert band_weight(np.abs(distance[above]), 0.35).min() > 0.8
 
 
 def test_ambient_occlusion_darkens_the_mouth_and_leaves_the_forehead_open(face_model, scene):

@@ -1,11 +1,11 @@
 """CPU rasteriser and shaded renders of the ICT head (dev-only)."""
 
 from .head import (BROW_POLYLINES, UPPER_LID_POLYLINES, Albedo, HeadRender, HeadScene,
-                   ambient_occlusion, band_weight, brow_weight, ibug_vertices,
+                   ambient_occlusion, band_weight, ibug_vertices,
                    light_visibility, model_to_camera, polyline_distance, render_head)
 from .raster import PinholeCamera, RasterBuffers, rasterize
 
 __all__ = ["BROW_POLYLINES", "UPPER_LID_POLYLINES", "Albedo", "HeadRender", "HeadScene",
-           "PinholeCamera", "RasterBuffers", "ambient_occlusion", "band_weight", "brow_weight",
+           "PinholeCamera", "RasterBuffers", "ambient_occlusion", "band_weight",
            "ibug_vertices", "light_visibility", "model_to_camera", "polyline_distance",
            "rasterize", "render_head"]

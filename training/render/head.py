@@ -95,7 +95,10 @@ class HeadScene:
         face = _part("face")
         lips = _polygon_weight(neutral[face, :2], neutral[ibug_vertices(model)[48:60], :2],
                                REGION_FEATHER)
-        brows = brow_weight(polyline_distance(model, BROW_POLYLINES)[face], BROW_HALF_WIDTH)
+        # centred on the iBUG brow points: painted below them (the 300-W markup's upper brow
+        # edge) moved the devset's fitted brows up, away from its labels (training/README,
+        # run 13)
+        brows = band_weight(np.abs(polyline_distance(model, BROW_POLYLINES)[face]), BROW_HALF_WIDTH)
         colours[face] = (colours[face] * (1 - lips)[:, None] + np.multiply.outer(lips, albedo.lips))
         colours[face] = (colours[face] * (1 - brows)[:, None] + np.multiply.outer(brows, albedo.brows))
         # ICT's lash cards are alpha-textured; drawn opaque, the lower ones read as a thick
@@ -399,14 +402,6 @@ def polyline_distance(model: FaceModel, polylines=BROW_POLYLINES) -> np.ndarray:
     signed = np.full(model.num_vertices, np.inf)
     signed[face] = np.where(above, 1.0, -1.0) * np.asarray(distance)[which, rows]
     return signed
-
-
-def brow_weight(signed_distance: np.ndarray, half_width: float) -> np.ndarray:
-    """Soft membership (n,) of a brow 2 * half_width (cm) tall from the signed distances
-    (n,) to the iBUG brow polylines (`polyline_distance`): the band lies below the
-    polyline, since the 300-W / Multi-PIE markup puts the brow points on the brows' upper
-    edge."""
-    return band_weight(np.abs(signed_distance + half_width), half_width)
 
 
 def band_weight(distance: np.ndarray, half_width: float) -> np.ndarray:
