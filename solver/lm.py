@@ -22,7 +22,14 @@ MAX_PASSES = 8
 FAST_MATH = {"nsz", "arcp", "contract", "reassoc"}
 
 
-@njit(cache=True, fastmath=FAST_MATH)
+def jit_kernel(**options):
+    """numba.njit for the fitter kernels: cached, with numpy's error model (a division by
+    zero gives inf / nan, which the finiteness checks catch, instead of raising; no
+    zero-divisor branches in the compiled code)."""
+    return njit(cache=True, error_model="numpy", **options)
+
+
+@jit_kernel(fastmath=FAST_MATH)
 def cholesky_factor(a):
     """Lower Cholesky factor of a symmetric positive definite a (n, n), not modified.
     Returns (low (n, n), ok); ok is False when a is not positive definite."""
@@ -43,7 +50,7 @@ def cholesky_factor(a):
     return low, True
 
 
-@njit(cache=True, fastmath=FAST_MATH)
+@jit_kernel(fastmath=FAST_MATH)
 def cholesky_substitute(low, b):
     """Solve (low low^T) x = b for b (n,) by forward and back substitution: x (n,)."""
     n = low.shape[0]
@@ -62,7 +69,7 @@ def cholesky_substitute(low, b):
     return x
 
 
-@njit(cache=True, fastmath=FAST_MATH)
+@jit_kernel(fastmath=FAST_MATH)
 def cholesky_solve(a, b):
     """Solve a x = b for symmetric positive definite a (n, n); a and b are not modified.
     Returns (x (n,), ok); ok is False when a is not positive definite."""
@@ -72,7 +79,7 @@ def cholesky_solve(a, b):
     return cholesky_substitute(low, b), True
 
 
-@njit(cache=True, fastmath=FAST_MATH)
+@jit_kernel(fastmath=FAST_MATH)
 def bounded_step(jtj, jtr, x, lower, upper, damping):
     """The projected LM step from x: returns (new x (P,) inside the bounds, ok).
 
@@ -131,7 +138,7 @@ def bounded_step(jtj, jtr, x, lower, upper, damping):
     return new, True
 
 
-@njit(cache=True, fastmath=FAST_MATH)
+@jit_kernel(fastmath=FAST_MATH)
 def predicted_decrease(jtj, jtr, x, new):
     """Decrease of ||r||^2 the Gauss-Newton model predicts for the step x -> new."""
     size = x.shape[0]

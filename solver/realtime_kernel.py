@@ -5,9 +5,9 @@ loop over x = [psi (E), theta (18)]. Single-threaded (no prange)."""
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
-from .lm import FAST_MATH, INITIAL_DAMPING, MAX_DAMPING, bounded_step, predicted_decrease
+from .lm import (FAST_MATH, INITIAL_DAMPING, MAX_DAMPING, bounded_step, jit_kernel,
+                 predicted_decrease)
 
 NUM_JOINTS = 5
 NUM_ROT = 3 * NUM_JOINTS
@@ -26,7 +26,7 @@ ENERGIES, NORMAL_EQUATIONS = 0, 1
 JTJ_DTYPE = np.float32
 
 
-@njit(cache=True, inline="always")
+@jit_kernel(inline="always")
 def _mm_into(a, b, out):
     """out = a @ b for 3x3 without BLAS (numba's @ needs SciPy's BLAS and is slow on tiny
     arrays); out must not alias a or b."""
@@ -35,7 +35,7 @@ def _mm_into(a, b, out):
             out[i, j] = a[i, 0] * b[0, j] + a[i, 1] * b[1, j] + a[i, 2] * b[2, j]
 
 
-@njit(cache=True, inline="always")
+@jit_kernel(inline="always")
 def _skew_into(x, y, z, out):
     """out (3, 3) = the cross-product matrix of (x, y, z)."""
     out[0, 0], out[0, 1], out[0, 2] = 0.0, -z, y
@@ -43,7 +43,7 @@ def _skew_into(x, y, z, out):
     out[2, 0], out[2, 1], out[2, 2] = -y, x, 0.0
 
 
-@njit(cache=True)
+@jit_kernel()
 def _rodrigues(v, out_rot, out_d, scratch):
     """Rotation (3, 3) of axis-angle v and its derivatives (3, 3, 3) (as model.py):
     R = I + a K + b K^2 with K = [v]x and K^2 = v v^T - |v|^2 I; dR/dv_i =
@@ -75,7 +75,7 @@ def _rodrigues(v, out_rot, out_d, scratch):
                                   + scratch[r, 2] * out_rot[2, c]) / angle2
 
 
-@njit(cache=True, inline="always")
+@jit_kernel(inline="always")
 def _offset_into(rot, point, base, sign, out):
     """out (3,) = base (3,) + sign * rot (3, 3) @ point (3,)."""
     for i in range(3):
@@ -83,7 +83,7 @@ def _offset_into(rot, point, base, sign, out):
                                    + rot[i, 2] * point[2])
 
 
-@njit(cache=True)
+@jit_kernel()
 def forward_kinematics(theta, joint_pos, parents):
     """Global rotations (K,3,3), skinning offsets (K,3) and their derivatives w.r.t. the
     15 rotation entries of theta: (K,15,3,3) and (K,15,3). Same maths as model.py; parents
@@ -136,7 +136,7 @@ def forward_kinematics(theta, joint_pos, parents):
     return g_rot, offsets, d_rot, d_off
 
 
-@njit(cache=True, fastmath=FAST_MATH)
+@jit_kernel(fastmath=FAST_MATH)
 def blend_shapes(psi, base, basis, out):
     """out (n, 3) = base (n, 3) + sum_e psi[e] basis[e] (E, n, 3): dense over the n points,
     only the expressions that are on are read. The landmark entries' unposed points (rest
@@ -152,7 +152,7 @@ def blend_shapes(psi, base, basis, out):
                 flat[i] += w * column[i]
 
 
-@njit(cache=True, inline="always")
+@jit_kernel(inline="always")
 def _landmark_point(l, theta, g_rot, offsets, bary_sum, lk_ptr, lk_joint, lk_weight, rest,
                     point):
     """Model-space position of landmark l into point (3,) from its entries' unposed points
@@ -168,7 +168,7 @@ def _landmark_point(l, theta, g_rot, offsets, bary_sum, lk_ptr, lk_joint, lk_wei
                          + s * offsets[k, i])
 
 
-@njit(cache=True, inline="always")
+@jit_kernel(inline="always")
 def project_point(point, f, cx, cy, r_cam, t_cam, cam):
     """cam (3,) = r_cam @ point + t_cam; False when it is not MIN_DEPTH in front."""
     for i in range(3):
@@ -177,7 +177,7 @@ def project_point(point, f, cx, cy, r_cam, t_cam, cam):
     return cam[2] > MIN_DEPTH
 
 
-@njit(cache=True, inline="always")
+@jit_kernel(inline="always")
 def point_projection(f, r_cam, cam, inv_z, proj):
     """proj (2, 3) = d pixels / d model point at camera-space point cam."""
     for i in range(3):
@@ -185,7 +185,7 @@ def point_projection(f, r_cam, cam, inv_z, proj):
         proj[1, i] = f * inv_z * (r_cam[1, i] - cam[1] * inv_z * r_cam[2, i])
 
 
-@njit(cache=True, inline="always")
+@jit_kernel(inline="always")
 def landmark_rows(l, num_expr, proj, g_rot, d_rot, d_off, bary_sum, lk_ptr, lk_joint, lk_weight,
                   ex_ptr, ex_index, ex_vec, theta_col, rest, pr, jrow0, jrow1):
     """Add landmark l's two pixel Jacobian rows d(u, v)/d[psi, theta] (its column pattern)
@@ -218,7 +218,7 @@ def landmark_rows(l, num_expr, proj, g_rot, d_rot, d_off, bary_sum, lk_ptr, lk_j
         jrow1[num_expr + NUM_ROT + i] = bary_sum[l] * proj[1, i]
 
 
-@njit(cache=True, inline="always")
+@jit_kernel(inline="always")
 def add_landmark_normal_equations(c0, c1, col_index, jrow0, jrow1, weight, g0, g1, jtj, jtr,
                                   rows, scratch):
     """Upper triangle of jtj += weight * J^T J and jtr += J^T (g0, g1) over the landmark's
@@ -245,7 +245,7 @@ def add_landmark_normal_equations(c0, c1, col_index, jrow0, jrow1, weight, g0, g
         jrow1[ga] = 0.0
 
 
-@njit(cache=True, inline="always")
+@jit_kernel(inline="always")
 def _landmark_residual(l, u, v, mu, lmk_scale2, previous, temporal_weight, energies):
     """Add landmark l's E_landmarks and E_temporal at projection (u, v) to energies (6,).
     Returns (g0, g1, weight): the residual's gradient factor per pixel coordinate
@@ -262,7 +262,7 @@ def _landmark_residual(l, u, v, mu, lmk_scale2, previous, temporal_weight, energ
             h_l + temporal_weight)
 
 
-@njit(cache=True, fastmath=FAST_MATH)
+@jit_kernel(fastmath=FAST_MATH)
 def landmark_gradient(pixels, rows, col_ptr, col_index, mu, lmk_scale2, previous,
                       temporal_weight, energies, jtr):
     """E_landmarks and E_temporal into energies (6,) and their J^T r into jtr (P,) at the point
@@ -275,7 +275,7 @@ def landmark_gradient(pixels, rows, col_ptr, col_index, mu, lmk_scale2, previous
             jtr[col_index[a]] += rows[0, a] * g0 + rows[1, a] * g1
 
 
-@njit(cache=True)
+@jit_kernel()
 def frame_weights(mu, sigma, width, height, outside_limit, weight, clean_mu, scale2):
     """Which landmarks of one view are usable: (L,) bool for finite mu (L, 2) less than
     outside_limit image sizes outside the width x height image and finite sigma (L,) > 0.
@@ -294,7 +294,7 @@ def frame_weights(mu, sigma, width, height, outside_limit, weight, clean_mu, sca
     return usable
 
 
-@njit(cache=True)
+@jit_kernel()
 def landmark_positions(psi, theta, joint_pos, parents, bary_sum, lk_ptr, lk_joint, lk_weight,
                        lk_rest, ex_basis):
     """Model-space landmarks (L, 3) from the landmark table (= vertices2landmarks(mesh))."""
@@ -308,7 +308,7 @@ def landmark_positions(psi, theta, joint_pos, parents, bary_sum, lk_ptr, lk_join
     return out
 
 
-@njit(cache=True, inline="always")
+@jit_kernel(inline="always")
 def intersect_residual(q, i, root_w, check_scale, check_basis, d_psi):
     """E_intersect's residual of checked vertex i at q (n, 3) (`blend_shapes`):
     r = root_w check_scale[i] (1 - |q_i|) when it is inside its shape (|q_i| < 1), else 0.
@@ -326,7 +326,7 @@ def intersect_residual(q, i, root_w, check_scale, check_basis, d_psi):
     return s * (1.0 - norm), c
 
 
-@njit(cache=True, fastmath=FAST_MATH)
+@jit_kernel(fastmath=FAST_MATH)
 def prior_terms(x, num_expr, order, expression_weight, joint_weight, intersect_weight,
                 check_rest, check_basis, check_scale, energies, jtj, jtr):
     """E_expression, E_joints (neck, head, eyes: theta[3:15]) and E_intersect at x (P,) into
@@ -365,7 +365,7 @@ def prior_terms(x, num_expr, order, expression_weight, joint_weight, intersect_w
                     jtj[a, b] += grad[a] * grad[b]
 
 
-@njit(cache=True, fastmath=FAST_MATH)
+@jit_kernel(fastmath=FAST_MATH)
 def evaluate(x, derivatives, num_expr, joint_pos, parents, bary_sum, lk_ptr, lk_joint,
              lk_weight, lk_rest, ex_basis, ex_ptr, ex_index, ex_vec, col_ptr, col_index,
              theta_col, camera, mu, lmk_scale2, previous, temporal_weight, expression_weight,
@@ -432,7 +432,7 @@ def evaluate(x, derivatives, num_expr, joint_pos, parents, bary_sum, lk_ptr, lk_
     return energies
 
 
-@njit(cache=True)
+@jit_kernel()
 def evaluate_views(x, derivatives, num_expr, joint_pos, parents, bary_sum, lk_ptr, lk_joint,
                    lk_weight, lk_rest, ex_basis, ex_ptr, ex_index, ex_vec, col_ptr, col_index,
                    theta_col, cameras, mu, lmk_scale2, previous, temporal_weight,
@@ -459,7 +459,7 @@ def evaluate_views(x, derivatives, num_expr, joint_pos, parents, bary_sum, lk_pt
     return energies
 
 
-@njit(cache=True)
+@jit_kernel()
 def gradient_views(x, num_expr, col_ptr, col_index, mu, lmk_scale2, previous, temporal_weight,
                    expression_weight, joint_weight, intersect_weight, check_rest, check_basis,
                    check_scale, pixels, rows, jtr):
@@ -477,7 +477,7 @@ def gradient_views(x, num_expr, col_ptr, col_index, mu, lmk_scale2, previous, te
     return energies
 
 
-@njit(cache=True)
+@jit_kernel()
 def solve(x0, lower, upper, max_iterations, tolerance, num_expr, joint_pos, parents, bary_sum,
           lk_ptr, lk_joint, lk_weight, lk_rest, ex_basis, ex_ptr, ex_index, ex_vec, col_ptr,
           col_index, theta_col, cameras, mu, lmk_scale2, previous, temporal_weight,
@@ -558,7 +558,7 @@ def solve(x0, lower, upper, max_iterations, tolerance, num_expr, joint_pos, pare
     return x, energies, max_iterations, 2, rows
 
 
-@njit(cache=True)
+@jit_kernel()
 def fit_frame(mu, sigma, width, height, outside_limit, landmark_weight, min_landmarks, psi0,
               theta0, lower, upper, max_iterations, tolerance, num_expr, joint_pos, parents,
               bary_sum, lk_ptr, lk_joint, lk_weight, lk_rest, ex_basis, ex_ptr, ex_index,
