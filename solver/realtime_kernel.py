@@ -98,7 +98,6 @@ def forward_kinematics(theta, joint_pos, parents):
     posed = np.empty((NUM_JOINTS, 3))
     offsets = np.empty((NUM_JOINTS, 3))
     bone = np.empty((NUM_JOINTS, 3))          # joint_pos[k] - joint_pos[parent]
-    zero = np.zeros(3)
     for k in range(NUM_JOINTS):
         p = parents[k]
         if p < 0:
@@ -124,7 +123,7 @@ def forward_kinematics(theta, joint_pos, parents):
                         _mm_into(g_rot[p], d_local[j, c], d_rot[k, col])
                     else:
                         d_rot[k, col] = d_local[j, c]
-                    d_posed[k] = zero
+                    d_posed[k] = 0.0
                 elif p >= 0 and moved[p]:
                     _mm_into(d_rot[p, col], rot[k], d_rot[k, col])
                     _offset_into(d_rot[p, col], bone[k], d_posed[p], 1.0, d_posed[k])
@@ -573,7 +572,7 @@ def fit_frame(mu, sigma, width, height, outside_limit, landmark_weight, min_land
     projections, used when temporal_weight > 0. The solve is warm when kept_x equals x0 and
     kept_camera the camera: then jtj (P, P), kept_pixels (L, 2) and kept_rows (1, 2, N) hold
     the J^T J, projections and Jacobian rows at kept_x (see `solve`); jtj is updated in place
-    and kept_rows is used as scratch (either way).
+    and kept_rows is the solve's rows buffer either way.
     With fewer than min_landmarks usable landmarks nothing is fitted: the energies at x0
     with no landmark term (status 4).
     Returns (x, energies (6,), iterations, status, pixels (L, 2), rows (1, 2, N), usable):
@@ -587,28 +586,25 @@ def fit_frame(mu, sigma, width, height, outside_limit, landmark_weight, min_land
     x0 = np.empty(lower.shape[0])
     x0[:num_expr] = np.minimum(np.maximum(psi0, 0.0), 1.0)
     x0[num_expr:] = theta0
-    status_override = -1
-    if usable < min_landmarks:
+    too_few = usable < min_landmarks
+    if too_few:
         scale2[:] = 0.0
         temporal_weight = 0.0
         max_iterations = 0
-        status_override = 4
-    warm = (status_override < 0 and kept_x.shape[0] == x0.shape[0]
+    warm = (not too_few and kept_x.shape[0] == x0.shape[0]
             and np.all(kept_x == x0) and np.all(kept_camera == camera))
     pixels = np.zeros((1, count, 2))
     if warm:
         pixels[0] = kept_pixels
-    rows = (kept_rows if kept_rows.shape[2] == col_index.shape[0]
-            else np.empty((1, 2, col_index.shape[0])))
     x, energies, iterations, status, rows = solve(
         x0, lower, upper, max_iterations, tolerance, num_expr, joint_pos, parents, bary_sum,
         lk_ptr, lk_joint, lk_weight, lk_rest, ex_basis, ex_ptr, ex_index, ex_vec, col_ptr,
         col_index, theta_col, camera.reshape(1, -1), clean_mu, scale2,
         previous.reshape(1, count, 2), np.array([temporal_weight]), expression_weight,
         joint_weight, intersect_weight, check_rest, check_basis, check_scale, pixels, jtj,
-        rows, warm)
-    if status_override >= 0:
-        status = status_override
+        kept_rows, warm)
+    if too_few:
+        status = 4
     elif not (np.all(np.isfinite(x)) and np.all(np.isfinite(energies))):
         status = 3
     return x, energies, iterations, status, pixels[0], rows, usable

@@ -394,13 +394,13 @@ def polyline_distance(model: FaceModel, polylines=BROW_POLYLINES) -> np.ndarray:
     face = _part("face")
     ibug = ibug_vertices(model)
     points = neutral[face, :2]
-    distance, nearest = zip(*(_nearest_on_polyline(points, neutral[ibug[list(ids)], :2])
-                              for ids in polylines))
+    distance, nearest = map(np.stack, zip(*(
+        _nearest_on_polyline(points, neutral[ibug[list(ids)], :2]) for ids in polylines)))
     which = np.argmin(distance, axis=0)
     rows = np.arange(len(points))
-    above = points[:, 1] >= np.asarray(nearest)[which, rows, 1]
+    above = points[:, 1] >= nearest[which, rows, 1]
     signed = np.full(model.num_vertices, np.inf)
-    signed[face] = np.where(above, 1.0, -1.0) * np.asarray(distance)[which, rows]
+    signed[face] = np.where(above, 1.0, -1.0) * distance[which, rows]
     return signed
 
 
