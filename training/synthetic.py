@@ -12,7 +12,7 @@ rendered in parallel. A sample:
    width, stubble or beard, blotches and freckles, eye colour, scalp hair above a random
    hairline, lipstick, eyeliner or eyeshadow); one directional light with cast shadows and
    a specular highlight, a coloured fill light, ambient light scaled by ambient occlusion,
-   fine image-space skin texture;
+   fine image-space skin texture, age lines (`Wrinkles`);
 3. camera: the head at a random distance and off-axis direction from a pinhole camera;
    the crop is placed as the front end places it (`landmarks.dense_network.crop_transform`:
    the eye centres and the mouth centre of the iBUG points at `CROP_LAYOUT`, the one
@@ -48,7 +48,8 @@ from ..solver.model import forward_kinematics, joints, landmark_vertex_ids, rodr
 from ..tools.build_assets import PARTS
 from .render import (BROW_POLYLINES, UPPER_LID_POLYLINES, Albedo, HeadScene, PinholeCamera,
                      ambient_occlusion, band_weight, ibug_vertices,
-                     light_visibility, model_to_camera, polyline_distance, render_head)
+                     light_visibility, model_to_camera, nearest_on_polyline, polyline_distance,
+                     render_head)
 
 #: A landmark counts as visible when it is at most this far (cm) behind the depth buffer
 #: and the pixel shows the same part (material, face and back of head as one): a thin
@@ -68,6 +69,8 @@ LIPSTICKS = np.array([[0.60, 0.08, 0.10], [0.80, 0.25, 0.35], [0.85, 0.45, 0.50]
                       [0.55, 0.30, 0.25], [0.35, 0.10, 0.18], [0.70, 0.20, 0.15]])
 EYE_MAKEUP = np.array([[0.03, 0.03, 0.03], [0.20, 0.12, 0.08], [0.40, 0.30, 0.25],
                        [0.35, 0.35, 0.40], [0.25, 0.30, 0.45], [0.45, 0.30, 0.45]])
+#: Grey-white hair that a greying beard is mixed towards.
+GREY_HAIR = np.array([0.78, 0.77, 0.74])
 IRIS_COLOURS = np.array([[0.30, 0.18, 0.09], [0.15, 0.09, 0.05], [0.30, 0.42, 0.60],
                          [0.35, 0.45, 0.30], [0.45, 0.40, 0.25], [0.45, 0.48, 0.52]])
 
@@ -105,6 +108,8 @@ class SyntheticConfig:
     specular_max: float = 0.4
     fill_prob: float = 0.5             # a second, coloured light without shadows
     skin_texture_prob: float = 0.5     # fine multiplicative noise over the head (pores)
+    wrinkle_prob: float = 0.35         # age lines on the face (`Wrinkles`)
+    beard_volume_prob: float = 0.6     # a full beard: its mass beyond the jaw line
     lipstick_prob: float = 0.15
     eye_makeup_prob: float = 0.15      # liner or shadow along the upper lids
     strands_prob: float = 0.25
@@ -178,12 +183,15 @@ class PosedMesh:
 
 @dataclass(frozen=True)
 class Appearance:
-    """One sample's colours: albedo (N, 3) float32 RGB in [0, 1]; hair (N,) float32 in
-    [0, 1], how much of each vertex is scalp hair; hair_colour (3,) RGB in [0, 1]."""
+    """One sample's colours: albedo (N, 3) float32 RGB in [0, 1]; hair, beard (N,) float32
+    in [0, 1], how much of each vertex is scalp hair, beard or stubble; hair_colour,
+    beard_colour (3,) RGB in [0, 1]."""
 
     albedo: np.ndarray
     hair: np.ndarray
     hair_colour: np.ndarray
+    beard: np.ndarray
+    beard_colour: np.ndarray
 
 
 class AlbedoSampler:
@@ -261,9 +269,12 @@ class AlbedoSampler:
             half = rng.uniform(0.04, 0.25)    # a band above the lid margin
             liner = band_weight(np.abs(self.lid_distance - half), half) * rng.uniform(0.4, 0.9)
             albedo = _paint(albedo, liner, _palette(rng, EYE_MAKEUP))
-        if rng.uniform() < 0.3:  # stubble, or a beard
-            amount = rng.uniform(0.1, 1.0) * self.stubble * rng.uniform(0.5, 1.0, len(albedo))
-            albedo = _paint(albedo, amount, hair)
+        beard, beard_colour = np.zeros(len(albedo)), hair
+        if rng.uniform() < 0.3:  # stubble, or a beard (some greying)
+            if rng.uniform() < 0.3:
+                beard_colour = hair + rng.uniform(0.3, 1.0) * (GREY_HAIR - hair)
+            beard = rng.uniform(0.1, 1.0) * self.stubble * rng.uniform(0.5, 1.0, len(albedo))
+            albedo = _paint(albedo, beard, beard_colour)
         scalp = np.zeros(len(albedo))
         if rng.uniform() < hair_prob:
             front, back = rng.uniform(*self.HAIRLINE_FRONT), rng.uniform(*self.HAIRLINE_BACK)
@@ -273,7 +284,7 @@ class AlbedoSampler:
             scalp = self.skin * np.clip((self.positions[:, 1] - line) / 0.6 + 0.5, 0.0, 1.0)
             albedo = _paint(albedo, scalp, hair * rng.uniform(0.75, 1.25, (len(albedo), 1)))
         return Appearance(np.clip(albedo, 0.0, 1.0).astype(np.float32), scalp.astype(np.float32),
-                          hair)
+                          hair, beard.astype(np.float32), beard_colour)
 
 
 def _paint(albedo: np.ndarray, weight: np.ndarray, colour: np.ndarray) -> np.ndarray:
@@ -506,6 +517,85 @@ def add_skin_texture(rng: np.random.Generator, image: np.ndarray, head: np.ndarr
     image[head] = np.clip(image[head] * factor[head][:, None], 0, 255).astype(np.uint8)
 
 
+class Wrinkles:
+    """Age lines painted over the render's skin pixels, placed on the neutral face so they
+    move with the skin: forehead lines, frown lines between the brows, nasolabial folds,
+    crow's feet and lines under the eyes, each a darker line of a given width (cm) whose
+    profile is at least `MIN_WIDTH_PX` wide in the image. Approximate (chosen by eye on
+    renders): painted, not modelled; no fold geometry or self-shadowing."""
+
+    MIN_WIDTH_PX = 0.5
+
+    def __init__(self, model: FaceModel):
+        self.neutral = model.neutral.astype(np.float64)
+        self.triangles = model.triangles
+        ibug = self.neutral[ibug_vertices(model)]
+        self.ibug = ibug[:, :2]
+        self.centre_x = float(ibug[27:31, 0].mean())
+        self.brow_y = float(ibug[17:27, 1].mean())
+        self.outward = np.sign(ibug[45, 0] - ibug[36, 0])   # model x from the subject's
+        # right (iBUG 36) to left (45)
+
+    def lines(self, rng: np.random.Generator) -> list[tuple[np.ndarray, float, float]]:
+        """One face's lines: (polyline (m, 2) neutral x-y cm, darkness in [0, 1], width cm)."""
+        age = rng.uniform(0.3, 1.0)
+        ibug, out = self.ibug, self.outward
+        lines = []
+
+        def add(points, darkness=(0.1, 0.4), width=(0.03, 0.08)):
+            lines.append((np.asarray(points, dtype=np.float64),
+                          age * rng.uniform(*darkness), rng.uniform(*width)))
+
+        if rng.uniform() < 0.8:                         # forehead lines
+            spacing, height = rng.uniform(0.5, 1.0), rng.uniform(0.8, 1.4)
+            for k in range(rng.integers(1, 5)):
+                half = rng.uniform(1.5, 4.5)
+                x = self.centre_x + rng.normal(0, 0.5) + np.linspace(-half, half, 9)
+                y = (self.brow_y + height + k * spacing + rng.uniform(-0.01, 0.03)
+                     * (x - self.centre_x) ** 2 + rng.uniform(0, 0.08) * np.sin(
+                         rng.uniform(0.5, 2.0) * x + rng.uniform(0, 2 * np.pi)))
+                add(np.stack([x, y], 1))
+        if rng.uniform() < 0.4:                         # frown lines between the brows
+            for side in (-1, 1)[:rng.integers(1, 3)]:
+                x = self.centre_x + side * rng.uniform(0.2, 0.6)
+                add([[x, self.brow_y - rng.uniform(0.3, 0.8)],
+                     [x + side * rng.uniform(0, 0.2), self.brow_y + rng.uniform(0.3, 1.0)]])
+        for nostril, corner, side in ((31, 48, -out), (35, 54, out)):
+            start = ibug[nostril] + [side * rng.uniform(0.4, 0.8), rng.uniform(0.1, 0.5)]
+            end = ibug[corner] + [side * rng.uniform(0.2, 0.6), -rng.uniform(0.2, 1.2)]
+            middle = (start + end) / 2 + [side * rng.uniform(0.1, 0.4), 0.0]
+            if rng.uniform() < 0.7:                     # nasolabial folds
+                add([start, middle, end], darkness=(0.15, 0.5), width=(0.05, 0.15))
+        for outer, inner, side in ((36, 39, -out), (45, 42, out)):
+            if rng.uniform() < 0.5:                     # crow's feet
+                for angle in np.radians(rng.uniform(-35, 35, rng.integers(1, 4))):
+                    start = ibug[outer] + [side * rng.uniform(0.3, 0.6), 0.0]
+                    length = rng.uniform(0.5, 1.3)
+                    add([start, start + length * np.array([side * np.cos(angle), np.sin(angle)])])
+            if rng.uniform() < 0.5:                     # under the eyes
+                drop = rng.uniform(0.4, 0.9)
+                a, b = ibug[inner] - [0.0, drop * 0.8], ibug[outer] - [0.0, drop * 0.6]
+                add([a, (a + b) / 2 - [0.0, rng.uniform(0.1, 0.4)], b])
+        return lines
+
+    def paint(self, rng: np.random.Generator, image: np.ndarray, buffers, skin: np.ndarray,
+              focal: float) -> None:
+        """Darken image (S, S, 3) uint8 in place along one face's lines, on the skin pixels
+        skin (S, S) bool of the render buffers (triangle ids into FaceModel.triangles)."""
+        rows, cols = np.nonzero(skin)
+        if len(rows) == 0:
+            return
+        corners = self.neutral[self.triangles[buffers.triangle_id[rows, cols]], :2]
+        points = np.einsum("nc,nci->ni", buffers.barycentric[rows, cols], corners)   # (n, 2)
+        px_per_cm = focal / buffers.depth[rows, cols]
+        factor = np.ones(len(rows))
+        for polyline, darkness, width in self.lines(rng):
+            distance = nearest_on_polyline(points, polyline)[0] * px_per_cm
+            sigma = np.maximum(width * px_per_cm, self.MIN_WIDTH_PX)
+            factor *= 1.0 - darkness * np.exp(-0.5 * (distance / sigma) ** 2)
+        image[rows, cols] = np.clip(image[rows, cols] * factor[:, None], 0, 255).astype(np.uint8)
+
+
 def draw_hair_volume(rng: np.random.Generator, image: np.ndarray, scalp: np.ndarray,
                      centre: np.ndarray, down: np.ndarray, eye_distance: float,
                      colour: np.ndarray, long_hair_prob: float) -> None:
@@ -524,6 +614,13 @@ def draw_hair_volume(rng: np.random.Generator, image: np.ndarray, scalp: np.ndar
     hull = cv2.convexHull(np.clip(outline, -4 * size, 5 * size).astype(np.float32))
     mask = np.zeros((size, size), dtype=np.uint8)
     cv2.fillPoly(mask, [np.round(hull[:, 0] * 16).astype(np.int32)], 1, cv2.LINE_AA, shift=4)
+    inside = mask.astype(bool)
+    image[inside] = hair_texture(rng, size, down, colour)[inside]
+
+
+def hair_texture(rng: np.random.Generator, size: int, down: np.ndarray, colour: np.ndarray
+                 ) -> np.ndarray:
+    """(S, S, 3) uint8 BGR hair of colour (3,) RGB in [0, 1], streaked along down (2,)."""
     angle = np.degrees(np.arctan2(down[1], down[0])) - 90.0
     streaks = cv2.GaussianBlur(rng.normal(0, 1, (size, size)).astype(np.float32), (0, 0),
                                sigmaX=0.6, sigmaY=rng.uniform(3, 8))
@@ -531,8 +628,25 @@ def draw_hair_volume(rng: np.random.Generator, image: np.ndarray, scalp: np.ndar
                              (size, size), borderMode=cv2.BORDER_REFLECT)
     shade = 255 * colour[::-1] * rng.uniform(0.35, 0.9)
     hair = shade * (1 + rng.uniform(0.5, 1.5) * streaks[..., None] / max(streaks.std(), 1e-6) * 0.25)
-    inside = mask.astype(bool)
-    image[inside] = np.clip(hair[inside], 0, 255).astype(np.uint8)
+    return np.clip(hair, 0, 255).astype(np.uint8)
+
+
+def draw_beard_volume(rng: np.random.Generator, image: np.ndarray, beard: np.ndarray,
+                      mouth: np.ndarray, down: np.ndarray, eye_distance: float,
+                      colour: np.ndarray, allowed: np.ndarray) -> None:
+    """A full beard's volume beyond the face's silhouette, in `image` (S, S, 3) uint8 BGR in
+    place: the convex hull of the projected beard vertices beard (k, 2) px grown about the
+    mouth centre (2,) and extended along down (2,) by up to an eye distance, drawn only
+    where `allowed` (S, S) bool (background and neck, not the face, which has the beard in
+    its albedo), so the jaw line disappears into it. Approximate: a flat mass, no strands over the face."""
+    size = image.shape[0]
+    outline = mouth + (beard - mouth) * rng.uniform(1.0, 1.15)
+    outline = np.vstack([outline, outline + down * eye_distance * rng.uniform(0.0, 1.0)])
+    hull = cv2.convexHull(np.clip(outline, -4 * size, 5 * size).astype(np.float32))
+    mask = np.zeros((size, size), dtype=np.uint8)
+    cv2.fillPoly(mask, [np.round(hull[:, 0] * 16).astype(np.int32)], 1, cv2.LINE_AA, shift=4)
+    inside = mask.astype(bool) & allowed
+    image[inside] = hair_texture(rng, size, down, colour)[inside]
 
 
 def torso_outline(rng: np.random.Generator) -> np.ndarray:
@@ -640,6 +754,8 @@ class SyntheticRenderer:
         material[material == model.material_names.index("M_BackHead")] = \
             model.material_names.index("M_Face")
         self.part = np.append(material, -1)            # triangle -> part; -1 background
+        self.face_part = model.material_names.index("M_Face")
+        self.wrinkles = Wrinkles(model)
         neutral = model.neutral.astype(np.float64)
         skin = np.arange(PARTS["face"][0], PARTS["head_neck"][1] + 1)
         self.head_ids = skin
@@ -718,6 +834,13 @@ class SyntheticRenderer:
         image = np.ascontiguousarray(render.image[..., ::-1])   # RGB -> BGR
         if rng.uniform() < config.skin_texture_prob:
             add_skin_texture(rng, image, render.buffers.mask)
+        if appearance.beard.max() > 0.6 and rng.uniform() < config.beard_volume_prob:
+            draw_beard_volume(rng, image, project(vertices, camera)[appearance.beard > 0.5],
+                              points[48:60].mean(0), down, float(np.linalg.norm(eyes[1] - eyes[0])),
+                              appearance.beard_colour, self.below_jaw[render.buffers.triangle_id])
+        if rng.uniform() < config.wrinkle_prob:
+            self.wrinkles.paint(rng, image, render.buffers,
+                                self.part[render.buffers.triangle_id] == self.face_part, camera.focal)
         occluded = draw_occluders(rng, image, eyes, config)
         if rng.uniform() < config.clothing_prob:
             body_rotation, body_translation = _rigid_transform(self.neck_base,

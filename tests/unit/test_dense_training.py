@@ -13,6 +13,7 @@ from densecap.training.export import export_onnx, parity  # noqa: E402
 from densecap.landmarks.dense_network import (CROP_LAYOUT, LEFT_EYE_IDS,  # noqa: E402
                                               RIGHT_EYE_IDS, decode, to_normalised)
 from densecap.training.network import DenseLandmarkNet, gnll_loss, l2_loss  # noqa: E402
+from densecap.training.render import PinholeCamera, model_to_camera, render_head  # noqa: E402
 from densecap.training.synthetic import (SyntheticConfig, SyntheticRenderer,  # noqa: E402
                                          _rigid_transform, torso_outline)
 from densecap.training.train import (TrainConfig, batch_indices, build_network,  # noqa: E402
@@ -108,6 +109,25 @@ def test_scalp_hair_stays_off_the_face_and_clothing_below_the_chin(face_model, r
     found, shift = _rigid_transform(points, points @ rotation.T + [1.0, 2.0, 3.0])
     np.testing.assert_allclose(found, rotation, atol=1e-9)
     np.testing.assert_allclose(shift, [1.0, 2.0, 3.0], atol=1e-9)
+
+
+def test_wrinkles_darken_the_face_skin_only(face_model, renderer):
+    """Age lines lie on the face (between the chin and the forehead) and darken face-skin
+    pixels only, at any camera distance."""
+    wrinkles = renderer.wrinkles
+    lines = np.concatenate([line for line, _, _ in wrinkles.lines(np.random.default_rng(3))])
+    assert wrinkles.ibug[8, 1] < lines[:, 1].min() and lines[:, 1].max() < wrinkles.brow_y + 6
+    neutral = face_model.neutral.astype(np.float64)
+    for distance in (40.0, 80.0):
+        camera = PinholeCamera.centred(1000.0, 256)
+        render = render_head(renderer.scene, model_to_camera(neutral, translation=[0, -2, distance]),
+                             camera)
+        skin = renderer.part[render.buffers.triangle_id] == renderer.face_part
+        image = render.image.copy()
+        wrinkles.paint(np.random.default_rng(3), image, render.buffers, skin, camera.focal)
+        changed = (image != render.image).any(2)
+        assert changed.sum() > 50 and not changed[~skin].any()
+        assert (image.astype(int) <= render.image).all()
 
 
 def test_gnll_optimum_and_l2():

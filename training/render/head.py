@@ -395,7 +395,7 @@ def polyline_distance(model: FaceModel, polylines=BROW_POLYLINES) -> np.ndarray:
     ibug = ibug_vertices(model)
     points = neutral[face, :2]
     distance, nearest = map(np.stack, zip(*(
-        _nearest_on_polyline(points, neutral[ibug[list(ids)], :2]) for ids in polylines)))
+        nearest_on_polyline(points, neutral[ibug[list(ids)], :2]) for ids in polylines)))
     which = np.argmin(distance, axis=0)
     rows = np.arange(len(points))
     above = points[:, 1] >= nearest[which, rows, 1]
@@ -410,7 +410,7 @@ def band_weight(distance: np.ndarray, half_width: float) -> np.ndarray:
     return np.clip((half_width - distance) / REGION_FEATHER + 0.5, 0.0, 1.0)
 
 
-def _nearest_on_polyline(points: np.ndarray, polyline: np.ndarray
+def nearest_on_polyline(points: np.ndarray, polyline: np.ndarray
                          ) -> tuple[np.ndarray, np.ndarray]:
     """Distance (n,) of 2D points (n, 2) to an open polyline (m, 2) and the nearest point
     on it (n, 2)."""
