@@ -6,8 +6,8 @@ rendered in parallel. A sample:
 
 1. face: identity beta ~ N(0, 1) times a random scale; expression psi (ARKit weights in
    [0, 1]): nearly neutral, one expression, or a random combination, plus blinks (both
-   eyes or one) and jaw opening; pose theta: root, neck and head rotations, gaze
-   (eye joints); see `SyntheticConfig` for every range;
+   eyes or one), jaw opening and brows lowered or raised; pose theta: root, neck and head
+   rotations, gaze (eye joints); see `SyntheticConfig` for every range;
 2. appearance: per-vertex albedo from `AlbedoSampler` (skin tone, lips, brows of random
    width, stubble or beard, blotches and freckles, eye colour, scalp hair above a random
    hairline, lipstick, eyeliner or eyeshadow); one directional light with cast shadows and
@@ -86,6 +86,7 @@ class SyntheticConfig:
     combination_rate: float = 0.15
     blink_prob: float = 0.2
     jaw_prob: float = 0.3
+    brow_prob: float = 0.3             # brows lowered (mostly) or raised, on top of the above
     yaw_std: float = 30.0
     yaw_max: float = 85.0
     pitch_std: float = 12.0
@@ -332,6 +333,11 @@ def random_face(rng: np.random.Generator, model: FaceModel, config: SyntheticCon
             psi[names.index("eyeBlink" + side)] = amount
     if rng.uniform() < config.jaw_prob:
         psi[names.index("jawOpen")] = rng.uniform(0.2, 1.0)
+    if rng.uniform() < config.brow_prob:   # brows lowered or raised (both sides alike)
+        shape = ("browDown", "browInnerUp", "browOuterUp")[rng.choice(3, p=[0.6, 0.2, 0.2])]
+        amount = rng.uniform(0.2, 1.0)
+        for side in ("_L", "_R"):
+            psi[names.index(shape + side)] = np.clip(amount + rng.normal(0, 0.1), 0.0, 1.0)
     theta = np.zeros(THETA_SIZE)
     theta[theta_rotation(0)] = _rotation_vector(
         rng, [config.pitch_std, config.yaw_std, config.roll_std],
