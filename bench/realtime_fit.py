@@ -149,7 +149,8 @@ def run_size(model, region, size: int, frames: int, tolerance: float,
         "ms_per_frame_median_back_to_back": round(float(np.median(runs["back_to_back"])), 3),
         "iterations_median": float(np.median(iterations[1:])),
         "iterations_p95": float(np.percentile(iterations[1:], 95)),
-        "jacobian_expressions_per_landmark": round(tracker.fitter.table.mean_jacobian_expressions, 1),
+        "jacobian_expressions_per_landmark": round(
+            tracker.fitter.table.mean_jacobian_expressions, 1),
         "mesh_error_mm_mean": round(float(np.mean(errors)), 3),
         "mesh_error_mm_median": round(float(np.median(errors)), 3),
     }

@@ -47,7 +47,7 @@ from ..solver.face_model import FaceModel
 from ..solver.model import forward_kinematics, joints, landmark_vertex_ids, rodrigues
 from ..tools.build_assets import PARTS
 from .render import (BROW_POLYLINES, UPPER_LID_POLYLINES, Albedo, HeadScene, PinholeCamera,
-                     ambient_occlusion, band_weight, ibug_vertices,
+                     RasterBuffers, ambient_occlusion, band_weight, ibug_vertices,
                      light_visibility, model_to_camera, nearest_on_polyline, polyline_distance,
                      render_head)
 
@@ -539,8 +539,8 @@ class Wrinkles:
         self.ibug = ibug[:, :2]
         self.centre_x = float(ibug[27:31, 0].mean())
         self.brow_y = float(ibug[17:27, 1].mean())
-        self.outward = np.sign(ibug[45, 0] - ibug[36, 0])   # model x from the subject's
-        # right (iBUG 36) to left (45)
+        # +1 or -1: the model x direction from the subject's right eye (iBUG 36) to the left
+        self.outward = np.sign(ibug[45, 0] - ibug[36, 0])
 
     def lines(self, rng: np.random.Generator) -> list[tuple[np.ndarray, float, float]]:
         """One face's lines: (polyline (m, 2) neutral x-y cm, darkness in [0, 1], width cm)."""
@@ -584,8 +584,8 @@ class Wrinkles:
                 add([a, (a + b) / 2 - [0.0, rng.uniform(0.1, 0.4)], b])
         return lines
 
-    def paint(self, rng: np.random.Generator, image: np.ndarray, buffers, skin: np.ndarray,
-              focal: float) -> None:
+    def paint(self, rng: np.random.Generator, image: np.ndarray, buffers: RasterBuffers,
+              skin: np.ndarray, focal: float) -> None:
         """Darken image (S, S, 3) uint8 in place along one face's lines, on the skin pixels
         skin (S, S) bool of the render buffers (triangle ids into FaceModel.triangles)."""
         rows, cols = np.nonzero(skin)
@@ -617,11 +617,16 @@ def draw_hair_volume(rng: np.random.Generator, image: np.ndarray, scalp: np.ndar
         side = (outline - centre) @ across
         ends = outline[[np.argmin(side), np.argmax(side)]]
         outline = np.vstack([outline, ends + down * eye_distance * rng.uniform(2.0, 5.0)])
-    hull = cv2.convexHull(np.clip(outline, -4 * size, 5 * size).astype(np.float32))
+    inside = _hull_mask(outline, size)
+    image[inside] = hair_texture(rng, size, down, colour)[inside]
+
+
+def _hull_mask(points: np.ndarray, size: int) -> np.ndarray:
+    """(S, S) bool: the convex hull of points (k, 2) px filled (anti-aliased edge, > 0)."""
+    hull = cv2.convexHull(np.clip(points, -4 * size, 5 * size).astype(np.float32))
     mask = np.zeros((size, size), dtype=np.uint8)
     cv2.fillPoly(mask, [np.round(hull[:, 0] * 16).astype(np.int32)], 1, cv2.LINE_AA, shift=4)
-    inside = mask.astype(bool)
-    image[inside] = hair_texture(rng, size, down, colour)[inside]
+    return mask.astype(bool)
 
 
 def hair_texture(rng: np.random.Generator, size: int, down: np.ndarray, colour: np.ndarray
@@ -644,14 +649,12 @@ def draw_beard_volume(rng: np.random.Generator, image: np.ndarray, beard: np.nda
     place: the convex hull of the projected beard vertices beard (k, 2) px grown about the
     mouth centre (2,) and extended along down (2,) by up to an eye distance, drawn only
     where `allowed` (S, S) bool (background and neck, not the face, which has the beard in
-    its albedo), so the jaw line disappears into it. Approximate: a flat mass, no strands over the face."""
+    its albedo), so the jaw line disappears into it. Approximate: a flat mass, no strands
+    over the face."""
     size = image.shape[0]
     outline = mouth + (beard - mouth) * rng.uniform(1.0, 1.15)
     outline = np.vstack([outline, outline + down * eye_distance * rng.uniform(0.0, 1.0)])
-    hull = cv2.convexHull(np.clip(outline, -4 * size, 5 * size).astype(np.float32))
-    mask = np.zeros((size, size), dtype=np.uint8)
-    cv2.fillPoly(mask, [np.round(hull[:, 0] * 16).astype(np.int32)], 1, cv2.LINE_AA, shift=4)
-    inside = mask.astype(bool) & allowed
+    inside = _hull_mask(outline, size) & allowed
     image[inside] = hair_texture(rng, size, down, colour)[inside]
 
 
@@ -845,8 +848,8 @@ class SyntheticRenderer:
                               points[48:60].mean(0), down, float(np.linalg.norm(eyes[1] - eyes[0])),
                               appearance.beard_colour, self.below_jaw[render.buffers.triangle_id])
         if rng.uniform() < config.wrinkle_prob:
-            self.wrinkles.paint(rng, image, render.buffers,
-                                self.part[render.buffers.triangle_id] == self.face_part, camera.focal)
+            skin = self.part[render.buffers.triangle_id] == self.face_part
+            self.wrinkles.paint(rng, image, render.buffers, skin, camera.focal)
         occluded = draw_occluders(rng, image, eyes, config)
         if rng.uniform() < config.clothing_prob:
             body_rotation, body_translation = _rigid_transform(self.neck_base,

@@ -120,8 +120,8 @@ def test_wrinkles_darken_the_face_skin_only(face_model, renderer):
     neutral = face_model.neutral.astype(np.float64)
     for distance in (40.0, 80.0):
         camera = PinholeCamera.centred(1000.0, 256)
-        render = render_head(renderer.scene, model_to_camera(neutral, translation=[0, -2, distance]),
-                             camera)
+        render = render_head(renderer.scene,
+                             model_to_camera(neutral, translation=[0, -2, distance]), camera)
         skin = renderer.part[render.buffers.triangle_id] == renderer.face_part
         image = render.image.copy()
         wrinkles.paint(np.random.default_rng(3), image, render.buffers, skin, camera.focal)
