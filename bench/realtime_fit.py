@@ -121,20 +121,20 @@ def run_size(model, region, size: int, frames: int, tolerance: float,
     observations = [observe(model, emb, beta, psis[i], thetas[i], NOISE_PX, 1000 + i)
                     for i in range(frames)]
 
-    def heavy_work(i, result):
+    def heavy_work(result):
         mesh(model, beta, result.psi, result.theta, region)
 
     runs = {}
-    for name, work in (("tracker", lambda i, result: tracker_work()), ("heavy", heavy_work),
+    for name, work in (("tracker", lambda result: tracker_work()), ("heavy", heavy_work),
                        ("back_to_back", None)):
         tracker = RealtimeTracker(model, emb, CAMERA, settings, beta=beta, refine_identity=False)
         times, results = [], []
-        for i, mu in enumerate(observations):
+        for mu in observations:
             start = time.perf_counter()
             results.append(tracker.track(mu, sigma))
             times.append(time.perf_counter() - start)
             if work is not None:
-                work(i, results[-1])
+                work(results[-1])
         runs[name] = np.array(times[1:]) * 1e3  # the first frame starts from a rigid guess
     errors = [np.linalg.norm(mesh(model, beta, r.psi, r.theta, region)
                              - mesh(model, beta, psis[i], thetas[i], region), axis=1).mean() * 10

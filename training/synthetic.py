@@ -533,9 +533,9 @@ class Wrinkles:
     MIN_WIDTH_PX = 0.5
 
     def __init__(self, model: FaceModel):
-        self.neutral = model.neutral.astype(np.float64)
+        self.neutral_xy = model.neutral[:, :2].astype(np.float64)
         self.triangles = model.triangles
-        ibug = self.neutral[ibug_vertices(model)]
+        ibug = model.neutral[ibug_vertices(model)].astype(np.float64)
         self.ibug = ibug[:, :2]
         self.centre_x = float(ibug[27:31, 0].mean())
         self.brow_y = float(ibug[17:27, 1].mean())
@@ -591,7 +591,7 @@ class Wrinkles:
         rows, cols = np.nonzero(skin)
         if len(rows) == 0:
             return
-        corners = self.neutral[self.triangles[buffers.triangle_id[rows, cols]], :2]
+        corners = self.neutral_xy[self.triangles[buffers.triangle_id[rows, cols]]]
         points = np.einsum("nc,nci->ni", buffers.barycentric[rows, cols], corners)   # (n, 2)
         px_per_cm = focal / buffers.depth[rows, cols]
         factor = np.ones(len(rows))
@@ -812,6 +812,7 @@ class SyntheticRenderer:
         lmk = self.landmark_points(vertices)
         points = project(lmk, camera)
         eyes = np.stack([points[list(RIGHT_EYE_IDS)].mean(0), points[list(LEFT_EYE_IDS)].mean(0)])
+        eye_distance = float(np.linalg.norm(eyes[1] - eyes[0]))
         down = points[48:60].mean(0) - eyes.mean(0)
         down /= max(np.linalg.norm(down), 1e-9)
         if self.footage and rng.uniform() < config.footage_prob:
@@ -823,9 +824,8 @@ class SyntheticRenderer:
         if appearance.hair.max() > 0.5 and rng.uniform() < config.hair_volume_prob:
             pixels = project(vertices, camera)
             draw_hair_volume(rng, background, pixels[appearance.hair > 0.5],
-                             pixels[self.head_ids].mean(0), down,
-                             float(np.linalg.norm(eyes[1] - eyes[0])), appearance.hair_colour,
-                             config.long_hair_prob)
+                             pixels[self.head_ids].mean(0), down, eye_distance,
+                             appearance.hair_colour, config.long_hair_prob)
         scene = replace(self.scene, albedo=appearance.albedo)
         light = rng.normal(0, 1, 3) * [1.0, 1.0, 0.5] - [0.0, 0.0, rng.uniform(0.3, 1.5)]
         shadow = (light_visibility(self.scene, vertices, light)
@@ -844,9 +844,9 @@ class SyntheticRenderer:
         if rng.uniform() < config.skin_texture_prob:
             add_skin_texture(rng, image, render.buffers.mask)
         if appearance.beard.max() > 0.6 and rng.uniform() < config.beard_volume_prob:
-            draw_beard_volume(rng, image, project(vertices, camera)[appearance.beard > 0.5],
-                              points[48:60].mean(0), down, float(np.linalg.norm(eyes[1] - eyes[0])),
-                              appearance.beard_colour, self.below_jaw[render.buffers.triangle_id])
+            draw_beard_volume(rng, image, project(vertices[appearance.beard > 0.5], camera),
+                              points[48:60].mean(0), down, eye_distance, appearance.beard_colour,
+                              self.below_jaw[render.buffers.triangle_id])
         if rng.uniform() < config.wrinkle_prob:
             skin = self.part[render.buffers.triangle_id] == self.face_part
             self.wrinkles.paint(rng, image, render.buffers, skin, camera.focal)

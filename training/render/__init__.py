@@ -9,5 +9,4 @@ from .raster import PinholeCamera, RasterBuffers, rasterize
 __all__ = ["BROW_POLYLINES", "UPPER_LID_POLYLINES", "Albedo", "HeadRender", "HeadScene",
            "PinholeCamera", "RasterBuffers", "ambient_occlusion", "band_weight",
            "ibug_vertices", "light_visibility", "model_to_camera", "nearest_on_polyline",
-           "polyline_distance",
-           "rasterize", "render_head"]
+           "polyline_distance", "rasterize", "render_head"]

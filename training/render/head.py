@@ -98,7 +98,8 @@ class HeadScene:
         # centred on the iBUG brow points: painted below them (the 300-W markup's upper brow
         # edge) moved the devset's fitted brows up, away from its labels (training/README,
         # run 13)
-        brows = band_weight(np.abs(polyline_distance(model, BROW_POLYLINES)[face]), BROW_HALF_WIDTH)
+        brows = band_weight(np.abs(polyline_distance(model, BROW_POLYLINES)[face]),
+                            BROW_HALF_WIDTH)
         colours[face] = (colours[face] * (1 - lips)[:, None] + np.multiply.outer(lips, albedo.lips))
         colours[face] = (colours[face] * (1 - brows)[:, None] + np.multiply.outer(brows, albedo.brows))
         # ICT's lash cards are alpha-textured; drawn opaque, the lower ones read as a thick
@@ -411,7 +412,7 @@ def band_weight(distance: np.ndarray, half_width: float) -> np.ndarray:
 
 
 def nearest_on_polyline(points: np.ndarray, polyline: np.ndarray
-                         ) -> tuple[np.ndarray, np.ndarray]:
+                        ) -> tuple[np.ndarray, np.ndarray]:
     """Distance (n,) of 2D points (n, 2) to an open polyline (m, 2) and the nearest point
     on it (n, 2)."""
     a, b = polyline[:-1], polyline[1:]
