@@ -7,13 +7,14 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from densecap.solver.model import landmark_vertex_ids  # noqa: E402
-from densecap.solver.problem import landmark_points  # noqa: E402
+from densecap.solver.model import (joints, landmark_vertex_ids, lbs, shape,  # noqa: E402
+                                   vertices2landmarks)
 from densecap.training.export import export_onnx, parity  # noqa: E402
 from densecap.landmarks.dense_network import (CROP_LAYOUT, LEFT_EYE_IDS,  # noqa: E402
                                               RIGHT_EYE_IDS, decode, to_normalised)
 from densecap.training.network import DenseLandmarkNet, gnll_loss, l2_loss  # noqa: E402
 from densecap.training.render import PinholeCamera, model_to_camera, render_head  # noqa: E402
+from densecap.tools.build_assets import PARTS  # noqa: E402
 from densecap.training.synthetic import (SyntheticConfig, SyntheticRenderer,  # noqa: E402
                                          _rigid_transform, torso_outline)
 from densecap.training.train import (TrainConfig, batch_indices, build_network,  # noqa: E402
@@ -54,16 +55,48 @@ def test_crop_places_the_eyes_like_the_front_end(renderer):
     np.testing.assert_allclose(eyes, CROP_LAYOUT.targets(96)[:2], atol=1e-3)
 
 
-def test_labels_are_projections_of_the_embedded_points(face_model, samples):
+def test_labels_are_projections_of_the_embedded_points(face_model, renderer, samples):
     embedding = face_model.landmark_embedding(LANDMARK_SET)
+    corner_ids = landmark_vertex_ids(face_model, embedding)
+    assert any(sample.scene.warp.any() for sample in samples)
     for sample in samples:
         scene = sample.scene
-        # The solver's own mesh (float64 reference) and camera, not the renderer's.
-        points = landmark_points(face_model, embedding, scene.beta, scene.psi, scene.theta)
+        # The solver's own shape and skinning (float64 reference), not the renderer's, with
+        # the sample's ShapeWarp displacement added to the shaped vertices.
+        rest = (shape(face_model, scene.beta, scene.psi)
+                + renderer.warp.displacement(scene.warp))
+        posed = lbs(rest, scene.theta, joints(face_model, scene.beta), face_model.joint_parents,
+                    face_model.skin_weights.astype(np.float64))
+        points = vertices2landmarks(posed, corner_ids, embedding.barycentric)
         camera_points = points @ scene.rotation.T + scene.translation
         expected = (scene.camera.focal * camera_points[:, :2] / camera_points[:, 2:]
                     + np.asarray(scene.camera.principal_point))
         np.testing.assert_allclose(sample.landmarks, expected, atol=2e-3)
+
+
+def test_shape_warp_moves_chin_jaw_and_brows_only(face_model, renderer):
+    """Each ShapeWarp component moves its own part of the face: the chin down by s times
+    its distance below the mouth line, the lower jaw outwards, the brows up by b cm; the
+    eyes, eyeballs, the neck's base and (for the brows) the mouth stay."""
+    embedding = face_model.landmark_embedding("ibug68")
+    corners = landmark_vertex_ids(face_model, embedding)                   # (68, 3)
+
+    def ibug(vertices):                                                    # (N, 3) -> (68, 3)
+        return vertices2landmarks(vertices, corners, embedding.barycentric)
+
+    neutral = ibug(face_model.neutral.astype(np.float64))
+    stretch, widen, lift = (renderer.warp.displacement(amounts) for amounts in
+                            ([0.2, 0.0, 0.0], [0.0, 0.1, 0.0], [0.0, 0.0, 0.3]))
+    mouth_y = neutral[48:60, 1].mean()
+    assert ibug(stretch)[8, 1] == pytest.approx(-0.2 * (mouth_y - neutral[8, 1]), abs=1e-3)
+    np.testing.assert_allclose(ibug(widen)[[4, 12], 0], 0.1 * neutral[[4, 12], 0], rtol=0.1)
+    np.testing.assert_allclose(ibug(lift)[17:27, 1], 0.3, atol=0.05)
+    still = np.concatenate([corners[36:48].ravel(), np.arange(*PARTS["eyeball_L"]),
+                            np.arange(*PARTS["eyeball_R"]),
+                            np.nonzero(face_model.neutral[:, 1] < -12.0)[0]])
+    for field in (stretch, widen, lift):
+        assert np.abs(field[still]).max() < 1e-9
+    assert np.abs(lift[corners[48:68].ravel()]).max() < 1e-9
 
 
 def test_visible_landmarks_land_on_their_triangle(face_model, samples):
