@@ -111,10 +111,10 @@ class SyntheticConfig:
     fill_prob: float = 0.5             # a second, coloured light without shadows
     skin_texture_prob: float = 0.5     # fine multiplicative noise over the head (pores)
     wrinkle_prob: float = 0.35         # age lines on the face (`Wrinkles`)
-    warp_prob: float = 0.7             # each of `ShapeWarp`'s three components
-    chin_stretch: tuple = (-0.1, 0.3)  # the face below the mouth line, relative
-    jaw_widening: tuple = (-0.08, 0.15)  # the lower face's width, relative
-    brow_lift: tuple = (-0.35, 0.35)   # the brows and the forehead, cm
+    warp_prob: float = 0.9             # each of `ShapeWarp`'s three components
+    chin_stretch: tuple = (-0.2, 0.45)  # the face below the mouth line, relative
+    jaw_widening: tuple = (-0.12, 0.22)  # the lower face's width, relative
+    brow_lift: tuple = (-0.7, 0.5)     # the brows and the forehead, cm
     beard_volume_prob: float = 0.6     # a full beard: its mass beyond the jaw line
     lipstick_prob: float = 0.15
     eye_makeup_prob: float = 0.15      # liner or shadow along the upper lids
