@@ -233,7 +233,7 @@ class ShapeWarp:
         brow[PARTS["eyeball_L"][0]:PARTS["eyelashes"][1] + 1] = 0.0
         self.fields[2, :, 1] = brow
 
-    def sample(self, rng: np.random.Generator, config: "SyntheticConfig") -> np.ndarray:
+    def sample(self, rng: np.random.Generator, config: SyntheticConfig) -> np.ndarray:
         """amounts (3,): each component drawn with `config.warp_prob`, else 0."""
         ranges = (config.chin_stretch, config.jaw_widening, config.brow_lift)
         draws = np.array([rng.uniform(*r) for r in ranges])
