@@ -199,7 +199,8 @@ def derive_skeleton(neutral: np.ndarray, landmarks68: np.ndarray
     return targets, regressors
 
 
-def _smoothstep(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
+def smoothstep(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """(n,) of x (n,) rising smoothly from 0 at lo to 1 at hi (falling when hi < lo)."""
     t = np.clip((x - lo) / (hi - lo), 0.0, 1.0)
     return t * t * (3.0 - 2.0 * t)
 
@@ -213,8 +214,8 @@ def skinning_weights(neutral: np.ndarray, joint_targets: np.ndarray) -> np.ndarr
     tilt = np.radians(SKIN_TILT_DEG)
     axis = np.array([0.0, np.cos(tilt), np.sin(tilt)])
     s = (neutral - joint_targets[1]) @ axis
-    upper = _smoothstep(s, *NECK_BAND)
-    head = upper * _smoothstep(s, *HEAD_BAND)
+    upper = smoothstep(s, *NECK_BAND)
+    head = upper * smoothstep(s, *HEAD_BAND)
     weights[:, 0] = 1.0 - upper
     weights[:, 1] = upper - head
     weights[:, 2] = head

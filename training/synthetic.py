@@ -46,7 +46,7 @@ from ..landmarks.roi import RoiTransform
 from ..solver.conventions import MODEL_TO_OPENCV, NUM_JOINTS, THETA_SIZE, theta_rotation
 from ..solver.face_model import FaceModel
 from ..solver.model import forward_kinematics, joints, landmark_vertex_ids, rodrigues
-from ..tools.build_assets import PARTS
+from ..tools.build_assets import PARTS, smoothstep
 from .render import (BROW_POLYLINES, UPPER_LID_POLYLINES, Albedo, HeadScene, PinholeCamera,
                      RasterBuffers, ambient_occlusion, band_weight, ibug_vertices,
                      light_visibility, model_to_camera, nearest_on_polyline, polyline_distance,
@@ -192,12 +192,6 @@ class PosedMesh:
         return posed.astype(np.float64) + theta[3 * NUM_JOINTS:]
 
 
-def _ramp(values: np.ndarray, start: float, end: float) -> np.ndarray:
-    """Smoothstep (n,) of `values` from 0 at `start` to 1 at `end` (either order)."""
-    t = np.clip((values - start) / (end - start), 0.0, 1.0)
-    return t * t * (3.0 - 2.0 * t)
-
-
 class ShapeWarp:
     """Face proportions beyond ICT's identity space: a smooth displacement (N, 3) (cm, model
     axes) of the shaped vertices, a function of their neutral position, added before
@@ -214,7 +208,8 @@ class ShapeWarp:
     Why: on real faces the network placed chins and brows by ICT's proportions more than
     by the image (the lower face of real faces stretched 15 % moved its chin 12 % of the way).
     Measured (training/README, runs 21-22): drawn this wide, the fitted devset error went
-    from 8.00 to 7.91 % (brows 8.46 to 7.99 %) and the chin follows 29 % of the stretch. The neck and head pivots stay where the identity puts them (`joints(model, beta)`).
+    from 8.00 to 7.91 % (brows 8.46 to 7.99 %) and the chin follows 29 % of the stretch.
+    The neck and head pivots stay where the identity puts them (`joints(model, beta)`).
     """
 
     def __init__(self, model: FaceModel):
@@ -223,13 +218,13 @@ class ShapeWarp:
         x, y = neutral[:, 0], neutral[:, 1]
         mouth_y, chin_y = ibug[48:60, 1].mean(), ibug[8, 1]
         eye_y = ibug[36:48, 1].mean()
-        upper_neck = 1.0 - _ramp(y, chin_y - 1.0, chin_y - 4.0)
+        upper_neck = 1.0 - smoothstep(y, chin_y - 1.0, chin_y - 4.0)
         self.fields = np.zeros((3,) + neutral.shape)
         self.fields[0, :, 1] = -np.clip(mouth_y - y, 0.0, mouth_y - chin_y) * upper_neck
-        self.fields[1, :, 0] = x * _ramp(y, ibug[33, 1] + 2.5, mouth_y) * upper_neck
+        self.fields[1, :, 0] = x * smoothstep(y, ibug[33, 1] + 2.5, mouth_y) * upper_neck
         eye_centres = np.stack([ibug[36:42, :2].mean(0), ibug[42:48, :2].mean(0)])
         from_eye = np.linalg.norm(neutral[:, None, :2] - eye_centres, axis=2).min(1)
-        brow = _ramp(from_eye, 1.8, 2.7) * _ramp(y, eye_y + 0.3, eye_y + 1.2)
+        brow = smoothstep(from_eye, 1.8, 2.7) * smoothstep(y, eye_y + 0.3, eye_y + 1.2)
         brow[PARTS["eyeball_L"][0]:PARTS["eyelashes"][1] + 1] = 0.0
         self.fields[2, :, 1] = brow
 
