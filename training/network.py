@@ -163,3 +163,76 @@ def _weighted_mean(per_landmark: torch.Tensor, weights: torch.Tensor) -> torch.T
 
 
 LOSSES = {"gnll": gnll_loss, "l2": l2_loss}
+
+
+def widen(source: DenseLandmarkNet, target: DenseLandmarkNet, seed: int = 0) -> None:
+    """Copy `source` into `target`, a network of the same landmarks, head and size but a
+    width multiplier at least as large, so that `target` computes the same function
+    (Net2WiderNet, Chen et al. 2016): every new channel repeats an old one (its producing
+    filter and batch norm copied), and each consumer of a repeated channel splits the old
+    weight among the copies with random positive shares that sum to one, so the copies'
+    gradients differ and training breaks the symmetry. A residual stream keeps one channel
+    map through its stage; the 1x1 layers whose size does not change with width (the last
+    expansion, the spatial head's reduction) and the linear head are copied as they are.
+    """
+    if (source.num_landmarks, source.head_kind) != (target.num_landmarks, target.head_kind):
+        raise ValueError("widen: source and target differ in landmarks or head")
+    if len(source.features) != len(target.features) or target.width < source.width:
+        raise ValueError(f"widen: cannot widen width {source.width} to {target.width}")
+    residuals = [[getattr(layer, "residual", None) for layer in net.features]
+                 for net in (source, target)]
+    if residuals[0] != residuals[1]:     # e.g. width 0.25, where channel counts clamp at 8
+        raise ValueError(f"widen: widths {source.width} and {target.width} have different "
+                         "residual connections")
+    rng = np.random.default_rng(seed)
+    channels = _ChannelMap(np.arange(3), rng)                    # the BGR input
+    with torch.no_grad():
+        for old, new in zip(source.features, target.features):
+            if isinstance(old, InvertedResidual):
+                stream = channels
+                for old_conv, new_conv in zip(old.block, new.block):
+                    last = old_conv is old.block[-1]
+                    outputs = stream if last and old.residual else None
+                    channels = _copy_conv(old_conv, new_conv, channels, rng, outputs)
+            else:
+                channels = _copy_conv(old, new, channels, rng)
+        target.head.load_state_dict(source.head.state_dict())
+
+
+class _ChannelMap:
+    """Which old channel each new channel copies (`origin`, (C_new,)) and the share of the
+    old channel's weight that a consumer gives each copy (`share`, (C_new,), summing to 1
+    over an old channel's copies)."""
+
+    def __init__(self, origin: np.ndarray, rng: np.random.Generator):
+        self.origin = origin
+        weights = rng.uniform(0.5, 1.5, len(origin))
+        totals = np.bincount(origin, weights=weights)
+        self.share = weights / totals[origin]
+
+    @classmethod
+    def grown(cls, old: int, new: int, rng: np.random.Generator) -> "_ChannelMap":
+        """The first `old` channels kept in place, the other `new - old` copies of random ones."""
+        return cls(np.concatenate([np.arange(old), rng.integers(0, old, new - old)]), rng)
+
+
+def _copy_conv(old: nn.Sequential, new: nn.Sequential, inputs: _ChannelMap,
+               rng: np.random.Generator, outputs: _ChannelMap | None = None) -> _ChannelMap:
+    """Copy one conv + batch norm (+ ReLU6) block of `_conv` into its wider twin; returns
+    the map of its output channels (`outputs`, or a new one)."""
+    old_conv, old_norm, new_conv, new_norm = old[0], old[1], new[0], new[1]
+    depthwise = old_conv.groups > 1
+    if depthwise:
+        outputs = inputs
+    elif outputs is None:
+        outputs = _ChannelMap.grown(old_conv.out_channels, new_conv.out_channels, rng)
+    origin = torch.as_tensor(outputs.origin)
+    weight = old_conv.weight[origin]
+    if not depthwise:
+        share = torch.as_tensor(inputs.share, dtype=weight.dtype)
+        weight = weight[:, torch.as_tensor(inputs.origin)] * share.view(1, -1, 1, 1)
+    new_conv.weight.copy_(weight)
+    for name in ("weight", "bias", "running_mean", "running_var"):
+        getattr(new_norm, name).copy_(getattr(old_norm, name)[origin])
+    new_norm.num_batches_tracked.copy_(old_norm.num_batches_tracked)
+    return outputs

@@ -17,9 +17,10 @@ cosine to zero. A fresh run starts its position outputs at the mean training lab
 (of the labels the loss uses; `--init-mean`, default on): on 64 crops overfitted for 300 steps this halved the
 iBUG-68 error (median NME 0.066 -> 0.028) against starting at the crop centre.
 
-`--init-from RUN` starts the weights from another run's checkpoint (same size, width and
-head) with a fresh optimiser and schedule: a warm restart on more data, or another landmark
-set from the same backbone (`start_from_run`; training/README.md, runs 7 and 8).
+`--init-from RUN` starts the weights from another run's checkpoint (same head) with a fresh
+optimiser and schedule: a warm restart on more data, another landmark set or input size
+from the same backbone, or a wider backbone grown from a narrower one (`start_from_run`;
+training/README.md, runs 7, 8 and 25).
 
 Labels far off the crop (`--label-range`, default 1.5: more than a quarter crop beyond an
 edge; about 4 % of the dense320 labels, 0.8 % of the iBUG-68 ones) are dropped from the
@@ -48,7 +49,7 @@ import torch
 from ..solver import load_face_model
 from ..tools.build_assets import EMBEDDINGS_DIR
 from ..landmarks.dense_network import to_normalised
-from .network import HEADS, LOSSES, DenseLandmarkNet, cells_per_side
+from .network import HEADS, LOSSES, DenseLandmarkNet, cells_per_side, widen
 from .synthetic import SyntheticConfig, SyntheticRenderer, load_footage_frames
 
 WARMUP_FRACTION = 0.05
@@ -286,9 +287,10 @@ _OLDER_RUNS = {"head": "pool", "beta": 0.0, "label_range": 0.0, "init_from": ""}
 
 def start_from_run(network: DenseLandmarkNet, config: TrainConfig, run: Path,
                    mean: np.ndarray) -> None:
-    """Load run `run`'s checkpoint weights into `network` (same width and head).
+    """Load run `run`'s checkpoint weights into `network` (same head).
 
-    Another input size: the convolutions are copied as they are (they slide over any size);
+    A wider network: the source is widened into it function-preservingly (`widen`; a
+    narrower one is an error). Another input size: the convolutions are copied as they are (they slide over any size);
     a spatial head's weights are resampled from the source's cell grid to this one's
     (`resample_spatial_head`). Another landmark set: the backbone is copied, and each landmark's head rows from the
     source landmark nearest to it on the neutral face, its position bias moved by the
@@ -296,11 +298,20 @@ def start_from_run(network: DenseLandmarkNet, config: TrainConfig, run: Path,
     that source landmark's own nearest (for dense320 -> dense703 the sets share 320 points,
     and the rest start out predicting their neighbour, offset)."""
     other = run_config(run)
-    for field in ("width", "head"):
-        if getattr(other, field) != getattr(config, field):
-            raise ValueError(f"--init-from {run}: {field} {getattr(other, field)!r} "
-                             f"differs from this run's {getattr(config, field)!r}")
+    if other.head != config.head:
+        raise ValueError(f"--init-from {run}: head {other.head!r} differs from this "
+                         f"run's {config.head!r}")
+    if other.width > config.width:
+        raise ValueError(f"--init-from {run}: width {other.width} is wider than this "
+                         f"run's {config.width} (a network can be widened, not narrowed)")
     state = torch.load(run / "checkpoint.pt", weights_only=True)["model"]
+    if other.width != config.width:
+        source_landmarks = state["head.bias"].shape[0] // 3
+        source = DenseLandmarkNet(source_landmarks, other.width, other.head, other.size)
+        source.load_state_dict(state)
+        wider = DenseLandmarkNet(source_landmarks, config.width, config.head, other.size)
+        widen(source, wider, seed=config.seed)
+        state = wider.state_dict()
     if other.size != config.size and config.head == "spatial":
         state = {**state, "head.weight": resample_spatial_head(
             state["head.weight"], cells_per_side(other.size), cells_per_side(config.size))}

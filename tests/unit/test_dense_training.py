@@ -12,7 +12,7 @@ from densecap.solver.model import (joints, landmark_vertex_ids, lbs, shape,  # n
 from densecap.training.export import export_onnx, parity  # noqa: E402
 from densecap.landmarks.dense_network import (CROP_LAYOUT, LEFT_EYE_IDS,  # noqa: E402
                                               RIGHT_EYE_IDS, decode, to_normalised)
-from densecap.training.network import DenseLandmarkNet, gnll_loss, l2_loss  # noqa: E402
+from densecap.training.network import DenseLandmarkNet, gnll_loss, l2_loss, widen  # noqa: E402
 from densecap.training.render import PinholeCamera, model_to_camera, render_head  # noqa: E402
 from densecap.tools.build_assets import PARTS  # noqa: E402
 from densecap.training.synthetic import (SyntheticConfig, SyntheticRenderer,  # noqa: E402
@@ -246,6 +246,43 @@ def test_a_dense703_run_starts_from_a_dense320_backbone(small, tmp_path):
     shared = np.flatnonzero(back[nearest] == np.arange(len(nearest)))
     assert len(shared) == 320
     np.testing.assert_allclose(after[:, shared], before[:, nearest[shared]], atol=1e-5)
+
+
+def test_a_widened_network_computes_what_the_narrow_one_did(small, tmp_path):
+    """`widen` keeps the function (batch norm in eval and in training mode) while the copies
+    of a channel get different shares, so training can tell them apart; a wider run starts
+    from a narrower run's checkpoint at its predictions, and a narrower one is refused."""
+    torch.manual_seed(0)
+    narrow = DenseLandmarkNet(12, 0.5, "spatial", 64)
+    with torch.no_grad():                       # batch-norm statistics that are not 0 / 1
+        narrow(torch.rand(8, 3, 64, 64) * 255)
+    wide = DenseLandmarkNet(12, 1.0, "spatial", 64)
+    widen(narrow, wide, seed=3)
+    x = torch.rand(4, 3, 64, 64) * 255
+    for mode in (False, True):
+        narrow.train(mode), wide.train(mode)
+        with torch.no_grad():
+            torch.testing.assert_close(wide(x), narrow(x), atol=1e-4, rtol=1e-4)
+    first = wide.features[1].block[-1][0].weight          # stage 1's projection (16, 32, 1, 1)
+    assert first.shape[1] > narrow.features[1].block[-1][0].weight.shape[1]
+    assert len(torch.unique(first.abs().sum((0, 2, 3)))) == first.shape[1]
+    with pytest.raises(ValueError, match="residual"):
+        widen(DenseLandmarkNet(12, 0.25, "spatial", 64), wide)
+    images, landmarks, _ = small.batch(5, 0, 4)
+    source = TrainConfig(landmark_set=LANDMARK_SET, size=64, width=0.5, images=4, shard=4,
+                         steps=2, batch=4)
+    trained, _ = train(source, tmp_path / "src", images, landmarks)
+    target = TrainConfig(**{**source.__dict__, "width": 0.75, "init_from": str(tmp_path / "src")})
+    network = build_network(target, landmarks.shape[1])
+    start_from_run(network, target, tmp_path / "src", np.zeros((landmarks.shape[1], 2)))
+    network.eval()
+    with torch.no_grad():
+        x = torch.from_numpy(images[:2]).permute(0, 3, 1, 2).float()
+        torch.testing.assert_close(network(x), trained(x), atol=1e-4, rtol=1e-4)
+    narrower = TrainConfig(**{**target.__dict__, "width": 0.25})
+    with pytest.raises(ValueError, match="widened, not narrowed"):
+        start_from_run(build_network(narrower, landmarks.shape[1]), narrower,
+                       tmp_path / "src", np.zeros((landmarks.shape[1], 2)))
 
 
 def test_a_spatial_head_is_resampled_to_another_input_size(small, tmp_path):
