@@ -24,8 +24,8 @@ included. Per run:
     with the MediaPipe front end (`LandmarkFitTracker`) in the same run, both scored by
     bench.landmarks_devset's code: the 68-point NME of the raw landmarks (ours: the first
     68; MediaPipe's: mapped to 68) and of the fitted model's iBUG-68 reprojected;
-  - the same with mirrored crops (`DenseFitTracker` mirror_crops: each crop also read
-    flipped, the two averaged), the front end of offline mode;
+  - the same with augmented crops (`DenseFitTracker` augment_crops: each crop also read
+    flipped and zoomed, all averaged), the front end of offline mode;
   - the network alone: its first 68 landmarks on crops placed by an oracle ROI
     (`crop_transform` on the labelled eye and mouth centres, as training places crops),
     the synthetic-to-real gap without detector or fit;
@@ -168,13 +168,13 @@ def oracle_roi_nme(network, size: int, devset: Devset) -> dict:
         dict(zip(devset.names, mu)), devset.labels)}
 
 
-def tracked_nme(devset: Devset, onnx_path: Path | None, mirror_crops: bool = False) -> dict:
+def tracked_nme(devset: Devset, onnx_path: Path | None, augment_crops: bool = False) -> dict:
     """Raw and fitted 68-point NME of a front end tracking each image as a one-frame clip:
-    the dense network in `onnx_path` (`mirror_crops`: as offline mode runs it), or MediaPipe
+    the dense network in `onnx_path` (`augment_crops`: as offline mode runs it), or MediaPipe
     (None). Summaries in percent, as bench.landmarks_devset (an image without a face counts
     as a failure)."""
     front_end = () if onnx_path is None else dense_front_end(onnx_path,
-                                                              mirror_crops=mirror_crops)
+                                                              augment_crops=augment_crops)
     raw, fitted, seconds = track_images(devset.folder, devset.names, *front_end)
     result = {"faces_found": len(fitted), "seconds_per_image_median":
               round(float(np.median(seconds)), 3)}
@@ -221,8 +221,8 @@ def evaluate_run(run: Path, images, labels, visible, repeat: int,
         result[f"onnx_bytes_{key}"] = path.stat().st_size
     if devset is not None:
         result["devset"] = {"tracked": tracked_nme(devset, run / "model.onnx"),
-                            "tracked_mirrored_crops": tracked_nme(devset, run / "model.onnx",
-                                                                  mirror_crops=True),
+                            "tracked_augmented_crops": tracked_nme(devset, run / "model.onnx",
+                                                                   augment_crops=True),
                             "network_alone_oracle_roi_ibug68":
                                 oracle_roi_nme(network, config.size, devset)}
     return result
@@ -255,8 +255,8 @@ def main(argv=None) -> int:
                 "mediapipe478": mediapipe["fitted"]["nme_inter_ocular"],
                 **{run["run"]: run["devset"]["tracked"]["fitted"]["nme_inter_ocular"]
                    for run in runs},
-                **{run["run"] + " (mirrored crops: offline mode)":
-                   run["devset"]["tracked_mirrored_crops"]["fitted"]["nme_inter_ocular"]
+                **{run["run"] + " (augmented crops: offline mode)":
+                   run["devset"]["tracked_augmented_crops"]["fitted"]["nme_inter_ocular"]
                    for run in runs}}}
     print(json.dumps({
         "cpu": cpu_name(),

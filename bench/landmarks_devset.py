@@ -56,10 +56,10 @@ def load_labels(eval_dir: Path, limit: int | None) -> dict[str, np.ndarray]:
             for name in sorted(labels)[:limit]}
 
 
-def dense_front_end(onnx_path: Path, networks=None, mirror_crops: bool = False) -> tuple:
+def dense_front_end(onnx_path: Path, networks=None, augment_crops: bool = False) -> tuple:
     """``(make_tracker, to_ibug)`` for `track_images`: our dense network in `onnx_path`
     (`DenseFitTracker`, loaded once, the detectors `networks` shared across images; default:
-    loaded here; `mirror_crops` as offline mode runs it), whose first 68 landmarks are the
+    loaded here; `augment_crops` as offline mode runs it), whose first 68 landmarks are the
     iBUG ones."""
     from densecap.landmarks.dense_network import NUM_IBUG, DenseLandmarks
     from densecap.tracking.dense_tracker import DenseFitTracker
@@ -68,7 +68,7 @@ def dense_front_end(onnx_path: Path, networks=None, mirror_crops: bool = False) 
 
     def make_tracker(model, width, height):
         return DenseFitTracker(model, width, height, network, networks=detectors,
-                               mirror_crops=mirror_crops)
+                               augment_crops=augment_crops)
     return make_tracker, np.arange(NUM_IBUG)
 
 

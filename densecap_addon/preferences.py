@@ -26,9 +26,10 @@ LANDMARK_MODEL_ITEMS = (("mediapipe478", "MediaPipe 478",
                          "also tracks profiles, still less accurate than MediaPipe on the dev "
                          "set: training/README.md)"),
                         ("dense703", "DenseCap 703",
-                         "Our dense network, 703 landmarks with their own uncertainty, the "
-                         "denser set for offline tracking (ships with the add-on; same "
-                         "backbone as DenseCap 320: training/README.md)"))
+                         "Our dense network, 703 landmarks with their own uncertainty, a "
+                         "wider network for offline tracking (ships with the add-on; the "
+                         "most accurate of ours, about twice DenseCap 320's time: "
+                         "training/README.md)"))
 
 
 class DenseCapPreferences(bpy.types.AddonPreferences):

@@ -185,9 +185,13 @@ class DenseLandmarks:
         return mu, sigma
 
     def __call__(self, image_bgr: np.ndarray, roi: RoiTransform,
-                 mirror: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                 mirror: np.ndarray | None = None, zooms: tuple[float, ...] = (1.0,)
+                 ) -> tuple[np.ndarray, np.ndarray]:
         """Landmarks of the face `roi` frames (an image -> `size` px crop at CROP_LAYOUT);
-        mirror : as `in_crop`.
+        mirror : as `in_crop`; zooms : the network reads one crop per zoom, `roi` scaled
+        about the crop centre by that factor (> 1: the face larger in the crop), and mu and
+        sigma are the means over the crops in image pixels (test-time augmentation: offline
+        mode's `AUGMENTED_ZOOMS`; one network pass, two with `mirror`, per zoom).
 
         image_bgr : (H, W, 3) uint8. Returns mu (L, 2) and sigma (L,) float64, image pixels.
         """
@@ -198,4 +202,24 @@ class DenseLandmarks:
                                 f"{image_bgr.shape}")
         if roi.size != self.size:
             raise LandmarkError(f"the ROI crops {roi.size} px, the network takes {self.size} px")
-        return landmarks_to_image(*self.in_crop(crop(image_bgr, roi), mirror), roi)
+        if not zooms or min(zooms) <= 0.0:
+            raise LandmarkError(f"zooms must be positive factors, got {zooms}")
+        views = [zoomed(roi, zoom) for zoom in zooms]
+        mu, sigma = zip(*(landmarks_to_image(*self.in_crop(crop(image_bgr, view), mirror), view)
+                          for view in views))
+        return np.mean(mu, axis=0), np.mean(sigma, axis=0)
+
+
+#: Offline mode's crop zooms (`DenseLandmarks.__call__` zooms), each also read mirrored:
+#: measured on the devset in training/README.md (run 25).
+AUGMENTED_ZOOMS = (0.93, 1.0, 1.07)
+
+
+def zoomed(roi: RoiTransform, zoom: float) -> RoiTransform:
+    """`roi` scaled by `zoom` about the crop's centre (the same crop side)."""
+    if zoom == 1.0:
+        return roi
+    centre = roi.size / 2.0
+    matrix = roi.matrix * zoom
+    matrix[:, 2] += centre * (1.0 - zoom)
+    return RoiTransform(matrix, roi.size)

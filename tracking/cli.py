@@ -45,8 +45,8 @@ DEFAULT_LANDMARK_MODEL = "mediapipe478"
 def make_tracker(footage: Footage, mode: str, face_index: int | None, *, threads: int = 1,
                  landmark_model: str = DEFAULT_LANDMARK_MODEL) -> FrameTracker:
     """The landmark network + real-time fitter (offline mode refines its frames afterwards,
-    see pipeline.track_footage, and a dense network there also reads each crop mirrored,
-    `DenseFitTracker` mirror_crops); `threads` onnxruntime intra-op threads, `landmark_model`
+    see pipeline.track_footage, and a dense network there also reads each crop mirrored
+    and zoomed, `DenseFitTracker` augment_crops); `threads` onnxruntime intra-op threads, `landmark_model`
     one of LANDMARK_MODELS (the Blender add-on's preferences set both). A dense model whose
     ONNX file is missing or unusable: TrackingError saying the command that makes it."""
     if mode not in MODES:
@@ -68,7 +68,7 @@ def make_tracker(footage: Footage, mode: str, face_index: int | None, *, threads
     return DenseFitTracker(load_face_model(), footage.width, footage.height, network,
                            face_index=face_index,
                            networks=Networks(threads=threads, face_mesh=False),
-                           mirror_crops=mode == "offline")
+                           augment_crops=mode == "offline")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,10 +13,10 @@ Per frame:
    renders with);
 2. the network: mu (L, 2) and sigma = exp(log sigma) (L,) mapped to image pixels, fed to the
    fitter unchanged (no hand-made sigma model);
-3. with `mirror_crops` (offline mode's front end) the network also sees each crop flipped
-   left to right and each landmark averages its own and its mirror's prediction
-   (`DenseLandmarks.in_crop`): twice the network time, measured on the devset in
-   training/README.md;
+3. with `augment_crops` (offline mode's front end) the network also sees each crop flipped
+   left to right, each landmark averaging its own and its mirror's prediction
+   (`DenseLandmarks.in_crop`), and zoomed (`AUGMENTED_ZOOMS`), the landmarks averaged over
+   the zooms: six times the network time, measured on the devset in training/README.md;
 4. no face: the network has no presence output, so the track is lost when its median iBUG-68
    sigma exceeds `MAX_MEDIAN_SIGMA` of the crop, or when the fit fails.
 """
@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..landmarks.dense_network import (CROP_LAYOUT, LEFT_EYE_IDS, MOUTH_IDS, NUM_IBUG,
-                                       RIGHT_EYE_IDS, DenseLandmarks, crop_transform)
+from ..landmarks.dense_network import (AUGMENTED_ZOOMS, CROP_LAYOUT, LEFT_EYE_IDS, MOUTH_IDS,
+                                       NUM_IBUG, RIGHT_EYE_IDS, DenseLandmarks, crop_transform)
 from ..landmarks.roi import RoiTracker
 from ..solver.face_model import FaceModel
 from ..solver.landmark_sets import mirror_landmarks
@@ -45,7 +45,8 @@ from .pipeline import FrameResult
 #: 0.006-0.032 (median 0.010), grey 0.37, noise 0.10-0.13; for run 10: devset faces
 #: 0.006-0.031 (median 0.011), grey 0.27, noise 0.08-0.12; for run 23 (the committed model
 #: now; devset faces in crops placed from their labels): 0.006-0.033 (median 0.010), grey 0.52,
-#: noise 0.16-0.30. A network trained differently needs this re-measured.
+#: noise 0.16-0.30; for the committed dense703 (run 25): devset faces 0.007-0.026 (median
+#: 0.010), grey 0.72, noise 0.13-0.28. A network trained differently needs this re-measured.
 MAX_MEDIAN_SIGMA = 0.06
 
 
@@ -55,17 +56,18 @@ class DenseFitTracker(LandmarkFitTracker):
     network : the loaded `DenseLandmarks`; face_index : which face to follow (None: the
     largest); focal : focal length in pixels when known (then it is not refined);
     networks : shared detectors (default: loaded here, single-threaded, no face mesh);
-    mirror_crops : average each crop's prediction with its mirror image's (step 3 above).
+    augment_crops : read each crop also mirrored and zoomed, and average (step 3 above).
     """
 
     sigma_from_facing = False
 
     def __init__(self, model: FaceModel, width: int, height: int, network: DenseLandmarks, *,
                  face_index: int | None = None, focal: float | None = None,
-                 networks: Networks | None = None, mirror_crops: bool = False):
+                 networks: Networks | None = None, augment_crops: bool = False):
         self.network = network
         self._mirror = (mirror_landmarks(model, model.landmark_embedding(network.landmark_set))
-                        if mirror_crops else None)
+                        if augment_crops else None)
+        self._zooms = AUGMENTED_ZOOMS if augment_crops else (1.0,)
         self._networks = networks or Networks(face_mesh=False)
         self._roi = RoiTracker(self._networks.detect, network.size, RIGHT_EYE_IDS,
                                LEFT_EYE_IDS, MOUTH_IDS, face_index, CROP_LAYOUT)
@@ -77,10 +79,13 @@ class DenseFitTracker(LandmarkFitTracker):
         laps.lap("detect" if self._roi.detected else "roi")
         if roi is None:
             return self._lost()
-        mu, sigma = self.network(image, roi, None if self._roi.detected else self._mirror)
-        if self._roi.detected and self._confident(sigma, roi.scale):
-            roi = crop_transform(mu, self.network.size)
-            mu, sigma = self.network(image, roi, self._mirror)
+        if self._roi.detected:      # a first look to place the crop, then the real one
+            mu, sigma = self.network(image, roi)
+            if self._confident(sigma, roi.scale):
+                roi = crop_transform(mu, self.network.size)
+                mu, sigma = self.network(image, roi, self._mirror, self._zooms)
+        else:
+            mu, sigma = self.network(image, roi, self._mirror, self._zooms)
         laps.lap("landmark_net")
         if not self._confident(sigma, roi.scale):
             return self._lost()

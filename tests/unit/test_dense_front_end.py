@@ -214,8 +214,28 @@ def test_run_time_path_needs_no_torch(export, face_model, clip):
     assert result.stdout.strip() == "False"
 
 
+def test_zoomed_crops_are_averaged_in_image_pixels(clip):
+    """`zoomed` scales a crop about its centre; with zooms the landmarks and sigma are the
+    means of the single-crop results on each zoomed crop; bad zooms are refused."""
+    network = DenseLandmarks(dense_network.model_path(SET))
+    roi = roi_at([560, 260], [640, 262], [600, 360], network.size)
+    points = np.array([[600.0, 300.0], [500.0, 420.0]])
+    centre = network.size / 2
+    np.testing.assert_allclose(dense_network.zoomed(roi, 1.2).to_crop(points),
+                               1.2 * (roi.to_crop(points) - centre) + centre)
+    image = frame(clip, 0)
+    mu, sigma = network(image, roi, zooms=(0.9, 1.1))
+    singles = [network(image, dense_network.zoomed(roi, zoom)) for zoom in (0.9, 1.1)]
+    np.testing.assert_allclose(mu, np.mean([m for m, _ in singles], axis=0))
+    np.testing.assert_allclose(sigma, np.mean([s for _, s in singles], axis=0))
+    assert np.abs(singles[0][0] - singles[1][0]).max() > 0.1     # the zooms differ
+    for zooms in ((), (0.0, 1.0)):
+        with pytest.raises(LandmarkError, match="zooms"):
+            network(image, roi, zooms=zooms)
+
+
 def test_mirrored_crops_make_the_network_flip_equivariant(face_model, clip):
-    """With mirror_crops a face and its mirror image get mirrored landmarks: each landmark
+    """With augment_crops a face and its mirror image get mirrored landmarks: each landmark
     is the mean of its prediction and its mirror's in the flipped crop (the committed net on
     a real frame); offline mode's tracker reads crops this way, real time does not."""
     from densecap.solver.landmark_sets import mirror_landmarks
