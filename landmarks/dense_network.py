@@ -168,20 +168,29 @@ class DenseLandmarks:
         the mean of the two: the two predictions are far from independent, so averaging
         them does not shrink the uncertainty by sqrt(2).
         """
-        crop_bgr = np.asarray(crop_bgr)
+        mu, sigma = self.in_crops(np.asarray(crop_bgr)[None], mirror)
+        return mu[0], sigma[0]
+
+    def in_crops(self, crops_bgr: np.ndarray, mirror: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+        """`in_crop` for n crops (n, S, S, 3) uint8 in one network call (2n with `mirror`)
+        -> mu (n, L, 2), sigma (n, L) float64 in crop pixels."""
+        crops_bgr = np.asarray(crops_bgr)
         if mirror is None:
-            return decode(self.raw(crop_bgr[None])[0], self.size)
+            return decode(self.raw(crops_bgr), self.size)
         mirror = np.asarray(mirror)
         if mirror.shape != (self.num_landmarks,):
             raise LandmarkError(f"mirror must be ({self.num_landmarks},) landmark indices, "
                                 f"got shape {mirror.shape}")
-        (mu, mu_flipped), (sigma, sigma_flipped) = decode(
-            self.raw(np.stack([crop_bgr, crop_bgr[:, ::-1]])), self.size)
+        count = len(crops_bgr)
+        mu, sigma = decode(self.raw(np.concatenate([crops_bgr, crops_bgr[:, :, ::-1]])),
+                           self.size)
+        mu, mu_flipped, sigma, sigma_flipped = mu[:count], mu[count:], sigma[:count], sigma[count:]
         paired = mirror >= 0
-        back = mu_flipped[mirror[paired]]
-        back[:, 0] = self.size - back[:, 0]        # corner origin: x -> S - x
-        mu[paired] = 0.5 * (mu[paired] + back)
-        sigma[paired] = 0.5 * (sigma[paired] + sigma_flipped[mirror[paired]])
+        back = mu_flipped[:, mirror[paired]]
+        back[..., 0] = self.size - back[..., 0]        # corner origin: x -> S - x
+        mu[:, paired] = 0.5 * (mu[:, paired] + back)
+        sigma[:, paired] = 0.5 * (sigma[:, paired] + sigma_flipped[:, mirror[paired]])
         return mu, sigma
 
     def __call__(self, image_bgr: np.ndarray, roi: RoiTransform,
@@ -191,7 +200,7 @@ class DenseLandmarks:
         mirror : as `in_crop`; zooms : the network reads one crop per zoom, `roi` scaled
         about the crop centre by that factor (> 1: the face larger in the crop), and mu and
         sigma are the means over the crops in image pixels (test-time augmentation: offline
-        mode's `AUGMENTED_ZOOMS`; one network pass, two with `mirror`, per zoom).
+        mode's `AUGMENTED_ZOOMS`; all crops in one network call).
 
         image_bgr : (H, W, 3) uint8. Returns mu (L, 2) and sigma (L,) float64, image pixels.
         """
@@ -205,8 +214,8 @@ class DenseLandmarks:
         if not zooms or min(zooms) <= 0.0:
             raise LandmarkError(f"zooms must be positive factors, got {zooms}")
         views = [zoomed(roi, zoom) for zoom in zooms]
-        mu, sigma = zip(*(landmarks_to_image(*self.in_crop(crop(image_bgr, view), mirror), view)
-                          for view in views))
+        mu, sigma = self.in_crops(np.stack([crop(image_bgr, view) for view in views]), mirror)
+        mu, sigma = zip(*(landmarks_to_image(m, s, view) for m, s, view in zip(mu, sigma, views)))
         return np.mean(mu, axis=0), np.mean(sigma, axis=0)
 
 
