@@ -172,8 +172,9 @@ def widen(source: DenseLandmarkNet, target: DenseLandmarkNet, seed: int = 0) -> 
     filter and batch norm copied), and each consumer of a repeated channel splits the old
     weight among the copies with random positive shares that sum to one, so the copies'
     gradients differ and training breaks the symmetry. A residual stream keeps one channel
-    map through its stage; the 1x1 layers whose size does not change with width (the last
-    expansion, the spatial head's reduction) and the linear head are copied as they are.
+    map through its stage; layers whose output width does not change with the multiplier
+    (the last 1x1 expansion, the spatial head's reduction) keep their output channels as
+    they are, and the linear head is copied unchanged.
     """
     if (source.num_landmarks, source.head_kind) != (target.num_landmarks, target.head_kind):
         raise ValueError("widen: source and target differ in landmarks or head")
