@@ -215,6 +215,8 @@ class DenseLandmarks:
             raise LandmarkError(f"zooms must be positive factors, got {zooms}")
         views = [zoomed(roi, zoom) for zoom in zooms]
         mu, sigma = self.in_crops(np.stack([crop(image_bgr, view) for view in views]), mirror)
+        if len(views) == 1:          # real time: one crop, nothing to average
+            return landmarks_to_image(mu[0], sigma[0], views[0])
         mu, sigma = zip(*(landmarks_to_image(m, s, view) for m, s, view in zip(mu, sigma, views)))
         return np.mean(mu, axis=0), np.mean(sigma, axis=0)
 
