@@ -46,9 +46,10 @@ def make_tracker(footage: Footage, mode: str, face_index: int | None, *, threads
                  landmark_model: str = DEFAULT_LANDMARK_MODEL) -> FrameTracker:
     """The landmark network + real-time fitter (offline mode refines its frames afterwards,
     see pipeline.track_footage, and a dense network there also reads each crop mirrored
-    and zoomed, `DenseFitTracker` augment_crops); `threads` onnxruntime intra-op threads, `landmark_model`
-    one of LANDMARK_MODELS (the Blender add-on's preferences set both). A dense model whose
-    ONNX file is missing or unusable: TrackingError saying the command that makes it."""
+    and zoomed, `DenseFitTracker` augment_crops); `threads` onnxruntime intra-op threads,
+    `landmark_model` one of LANDMARK_MODELS (the Blender add-on's preferences set both). A
+    dense model whose ONNX file is missing or unusable: TrackingError saying the command
+    that makes it."""
     if mode not in MODES:
         raise TrackingError(f"unknown mode {mode!r} (use one of {', '.join(MODES)})")
     if landmark_model not in LANDMARK_MODELS:
