@@ -12,7 +12,10 @@ the pixel-corner origin). Each image is tracked as a one-frame clip (detector, R
 The 478 landmarks (ours and the peer's, same order) are mapped to iBUG-68 by taking, for each
 iBUG point of the ICT model, the MediaPipe landmark whose embedded surface point is nearest
 on the neutral mesh (an approximation: the two markups do not share points, most visibly on
-the jaw line). An image where a method finds no face counts as a failure (NME = inf).
+the jaw line). An image where a method finds no face counts as a failure (NME = inf). With at least 50
+faces found, each method is also scored after label translation (bench.metrics: a
+cross-validated linear map onto the labels' markup, as the paper scores 300W), which
+separates the markups' systematic difference from the per-image error.
 Prints JSON (with the per-image NME for CED plots); writes the predictions as devset-format
 JSON files (input of ../shared/devset/nme.py) when --predictions-dir is given.
 """
@@ -33,7 +36,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from .machine import peak_rss_mb, write_json  # noqa: E402
-from .metrics import nme, summary  # noqa: E402
+from .metrics import MIN_TRANSLATION_IMAGES, label_translated, nme, summary  # noqa: E402
 from .peer_mediapipe import load_peer  # noqa: E402
 
 DEFAULT_EVAL_DIR = Path(__file__).resolve().parents[2] / "shared" / "devset"
@@ -109,17 +112,25 @@ def track_images(eval_dir: Path, names: list[str], make_tracker=None, to_ibug=No
 
 
 def score(predictions: dict[str, np.ndarray], gt: dict[str, np.ndarray], label: str) -> dict:
-    """NME summaries (inter-ocular and bbox) and per-image inter-ocular NME (None: missed)."""
+    """NME summaries (inter-ocular and bbox; inter-ocular after label translation, see
+    bench.metrics.label_translated, None under MIN_TRANSLATION_IMAGES found faces) and
+    per-image inter-ocular NME (None: missed)."""
     names = sorted(gt)
     found = [n for n in names if n in predictions]
-    per_image = {"iod": np.full(len(names), np.inf), "bbox": np.full(len(names), np.inf)}
+    per_image = {norm: np.full(len(names), np.inf) for norm in ("iod", "bbox", "translated")}
     if found:
-        errors = nme(np.stack([predictions[n] for n in found]), np.stack([gt[n] for n in found]))
+        pred, labels = np.stack([predictions[n] for n in found]), np.stack([gt[n] for n in found])
+        errors = nme(pred, labels)
+        if len(found) >= MIN_TRANSLATION_IMAGES:
+            errors["translated"] = nme(label_translated(pred, labels), labels)["iod"]
         where = [names.index(n) for n in found]
-        for norm in per_image:
+        for norm in errors:
             per_image[norm][where] = errors[norm]
+    translated = (summary(per_image["translated"]) if len(found) >= MIN_TRANSLATION_IMAGES
+                  else None)
     return {"label": label, "available": True,
             "nme_inter_ocular": summary(per_image["iod"]), "nme_bbox": summary(per_image["bbox"]),
+            "nme_inter_ocular_label_translated": translated,
             "per_image_nme_inter_ocular": [None if not np.isfinite(v) else round(float(v), 5)
                                            for v in per_image["iod"]]}
 

@@ -59,18 +59,21 @@ def landmark_section(reports: list[dict], plots: Path) -> list[str]:
         rows = []
         for name, method in report["methods"].items():
             if not method.get("available", True):
-                rows.append([name, f"{MISSING}: {method['reason']}", "", "", "", ""])
+                rows.append([name, f"{MISSING}: {method['reason']}", "", "", "", "", ""])
                 continue
             iod, bbox = method["nme_inter_ocular"], method["nme_bbox"]
+            translated = method.get("nme_inter_ocular_label_translated")
             rows.append([method["label"], _fmt(iod["mean_percent"], 2, " %"),
                          _fmt(iod["median_percent"], 2, " %"),
+                         _fmt(translated["mean_percent"], 2, " %") if translated else MISSING,
                          _fmt(bbox["mean_percent"], 2, " %"),
                          _fmt(iod["failure_rate_percent"], 1, " %"),
                          f"{iod['missed']} / {iod['count']}"])
         lines += [f"`{report['eval_dir']}`: {report['images']} images; ours "
                   f"{report['seconds_per_image_median'] * 1e3:.0f} ms per image "
                   f"({report['timing_note']}).", ""]
-        lines += _table(["method", "NME inter-ocular mean", "median", "NME bbox mean",
+        lines += _table(["method", "NME inter-ocular mean", "median",
+                         "label-translated mean", "NME bbox mean",
                          f"failure (> {FAILURE_THRESHOLD:.0%})", "no face"], rows)
     lines += ["![CED](plots/ced.png)", ""]
     plt = _plt()

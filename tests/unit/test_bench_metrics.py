@@ -119,3 +119,56 @@ def test_speed_stages_add_up_to_the_frame_time():
             table["total"], abs=2e-3)
     assert summary["steady_mean_ms"]["fit"] == pytest.approx(3.5)
     assert summary["all_frames_mean_ms"]["detect"] == pytest.approx(1.0)
+
+
+def _rotation(angle: float) -> np.ndarray:
+    return np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+
+
+def test_similarity_2d_recovers_a_known_transform():
+    source = np.random.default_rng(0).normal(size=(68, 2))
+    target = 2.5 * source @ _rotation(0.3).T + [4.0, -1.0]
+    scale, rotation, translation = metrics.similarity_2d(source, target)
+    assert scale == pytest.approx(2.5)
+    np.testing.assert_allclose(rotation, _rotation(0.3), atol=1e-12)
+    np.testing.assert_allclose(translation, [4.0, -1.0], atol=1e-12)
+
+
+def _markups(count: int = 80):
+    """Labels: random faces (a face's shape from five modes, as faces vary along few, then a
+    random similarity); predictions: the same faces with a systematic markup difference
+    (fixed offsets in the face's frame) and noise."""
+    rng = np.random.default_rng(1)
+    base, modes = _face(12.0), rng.normal(0.0, 1.0, (5, 68, 2))
+    offset = rng.normal(0.0, 1.0, (68, 2))
+    gt, pred = [], []
+    for _ in range(count):
+        shape = base + np.tensordot(rng.normal(0.0, 0.8, 5), modes, axes=1)
+        scale, rotation, shift = rng.uniform(1, 3), _rotation(rng.uniform(-0.5, 0.5)), \
+            rng.uniform(-50, 50, 2)
+        gt.append(scale * shape @ rotation.T + shift)
+        pred.append(scale * (shape + offset + rng.normal(0.0, 0.1, (68, 2))) @ rotation.T
+                    + shift)
+    return np.stack(pred), np.stack(gt)
+
+
+def test_label_translation_removes_a_systematic_markup_difference():
+    pred, gt = _markups()
+    before = metrics.nme(pred, gt)["iod"].mean()
+    after = metrics.nme(metrics.label_translated(pred, gt), gt)["iod"].mean()
+    assert after < 0.1 * before
+
+
+def test_label_translation_never_sees_the_label_it_is_scored_against():
+    pred, gt = _markups()
+    moved = gt.copy()
+    moved[7] += 5.0                                  # one image's label changed
+    np.testing.assert_allclose(metrics.label_translated(pred, moved)[7],
+                               metrics.label_translated(pred, gt)[7])
+
+
+def test_label_translation_rejects_mismatched_or_too_few_images():
+    with pytest.raises(ValueError):
+        metrics.label_translated(np.zeros((20, 68, 2)), np.zeros((21, 68, 2)))
+    with pytest.raises(ValueError):
+        metrics.label_translated(np.zeros((5, 68, 2)), np.zeros((5, 68, 2)))
