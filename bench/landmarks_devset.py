@@ -12,10 +12,10 @@ the pixel-corner origin). Each image is tracked as a one-frame clip (detector, R
 The 478 landmarks (ours and the peer's, same order) are mapped to iBUG-68 by taking, for each
 iBUG point of the ICT model, the MediaPipe landmark whose embedded surface point is nearest
 on the neutral mesh (an approximation: the two markups do not share points, most visibly on
-the jaw line). An image where a method finds no face counts as a failure (NME = inf). With at least 50
-faces found, each method is also scored after label translation (bench.metrics: a
-cross-validated linear map onto the labels' markup, as the paper scores 300W), which
-separates the markups' systematic difference from the per-image error.
+the jaw line). An image where a method finds no face counts as a failure (NME = inf).
+With at least 50 faces found, each method is also scored after label translation
+(bench.metrics: a cross-validated linear map onto the labels' markup, as the paper scores
+300W), which separates the markups' systematic difference from the per-image error.
 Prints JSON (with the per-image NME for CED plots); writes the predictions as devset-format
 JSON files (input of ../shared/devset/nme.py) when --predictions-dir is given.
 """
