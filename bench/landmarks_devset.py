@@ -117,20 +117,20 @@ def score(predictions: dict[str, np.ndarray], gt: dict[str, np.ndarray], label: 
     per-image inter-ocular NME (None: missed)."""
     names = sorted(gt)
     found = [n for n in names if n in predictions]
+    translate = len(found) >= MIN_TRANSLATION_IMAGES
     per_image = {norm: np.full(len(names), np.inf) for norm in ("iod", "bbox", "translated")}
     if found:
         pred, labels = np.stack([predictions[n] for n in found]), np.stack([gt[n] for n in found])
         errors = nme(pred, labels)
-        if len(found) >= MIN_TRANSLATION_IMAGES:
+        if translate:
             errors["translated"] = nme(label_translated(pred, labels), labels)["iod"]
         where = [names.index(n) for n in found]
         for norm in errors:
             per_image[norm][where] = errors[norm]
-    translated = (summary(per_image["translated"]) if len(found) >= MIN_TRANSLATION_IMAGES
-                  else None)
     return {"label": label, "available": True,
             "nme_inter_ocular": summary(per_image["iod"]), "nme_bbox": summary(per_image["bbox"]),
-            "nme_inter_ocular_label_translated": translated,
+            "nme_inter_ocular_label_translated":
+                summary(per_image["translated"]) if translate else None,
             "per_image_nme_inter_ocular": [None if not np.isfinite(v) else round(float(v), 5)
                                            for v in per_image["iod"]]}
 

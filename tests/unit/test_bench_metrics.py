@@ -144,8 +144,8 @@ def _markups(count: int = 80):
     gt, pred = [], []
     for _ in range(count):
         shape = base + np.tensordot(rng.normal(0.0, 0.8, 5), modes, axes=1)
-        scale, rotation, shift = rng.uniform(1, 3), _rotation(rng.uniform(-0.5, 0.5)), \
-            rng.uniform(-50, 50, 2)
+        scale, rotation = rng.uniform(1, 3), _rotation(rng.uniform(-0.5, 0.5))
+        shift = rng.uniform(-50, 50, 2)
         gt.append(scale * shape @ rotation.T + shift)
         pred.append(scale * (shape + offset + rng.normal(0.0, 0.1, (68, 2))) @ rotation.T
                     + shift)
