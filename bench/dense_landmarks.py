@@ -253,23 +253,20 @@ def main(argv=None) -> int:
     side_by_side = None
     if devset is not None:
         mediapipe = tracked_nme(devset, None)
+
+        def by_front_end(key):
+            """{front end: its fitted `key` summary}: MediaPipe, each run, each run offline."""
+            return {"mediapipe478": mediapipe["fitted"][key],
+                    **{run["run"]: run["devset"]["tracked"]["fitted"][key] for run in runs},
+                    **{run["run"] + " (augmented crops: offline mode)":
+                       run["devset"]["tracked_augmented_crops"]["fitted"][key] for run in runs}}
+
         side_by_side = {
             "eval_dir": str(devset.folder), "images": len(devset.names),
             "mediapipe478": mediapipe,
-            "fitted_nme_inter_ocular": {
-                "mediapipe478": mediapipe["fitted"]["nme_inter_ocular"],
-                **{run["run"]: run["devset"]["tracked"]["fitted"]["nme_inter_ocular"]
-                   for run in runs},
-                **{run["run"] + " (augmented crops: offline mode)":
-                   run["devset"]["tracked_augmented_crops"]["fitted"]["nme_inter_ocular"]
-                   for run in runs}},
-            "fitted_nme_inter_ocular_label_translated": {
-                "mediapipe478": mediapipe["fitted"]["nme_inter_ocular_label_translated"],
-                **{run["run"]: run["devset"]["tracked"]["fitted"][
-                    "nme_inter_ocular_label_translated"] for run in runs},
-                **{run["run"] + " (augmented crops: offline mode)":
-                   run["devset"]["tracked_augmented_crops"]["fitted"][
-                       "nme_inter_ocular_label_translated"] for run in runs}}}
+            "fitted_nme_inter_ocular": by_front_end("nme_inter_ocular"),
+            "fitted_nme_inter_ocular_label_translated":
+                by_front_end("nme_inter_ocular_label_translated")}
     print(json.dumps({
         "cpu": cpu_name(),
         "threads": 1,

@@ -1,4 +1,5 @@
-"""Accuracy and stability metrics shared by the bench scripts (numpy only, no densecap).
+"""Accuracy and stability metrics shared by the bench scripts (numpy; label translation
+aligns shapes with the front end's own similarity fit, `landmarks.roi.similarity_from_points`).
 
 Definitions (68-point iBUG layout, pixels):
 - NME of one image: mean over points of |pred - gt| divided by the inter-ocular distance
@@ -22,6 +23,8 @@ Definitions (68-point iBUG layout, pixels):
 from __future__ import annotations
 
 import numpy as np
+
+from densecap.landmarks.roi import similarity_from_points
 
 FAILURE_THRESHOLD = 0.10
 #: iBUG-68 outer eye corners (0-based).
@@ -56,20 +59,6 @@ def nme(pred: np.ndarray, gt: np.ndarray) -> dict[str, np.ndarray]:
     return {"iod": error / inter_ocular(gt), "bbox": error / box_size(gt)}
 
 
-def similarity_2d(source: np.ndarray, target: np.ndarray
-                  ) -> tuple[float, np.ndarray, np.ndarray]:
-    """scale, rotation (2, 2), translation (2,) minimising |scale source R^T + t - target|^2
-    for source, target (P, 2) (Umeyama, no reflection)."""
-    source, target = np.asarray(source, np.float64), np.asarray(target, np.float64)
-    source_mean, target_mean = source.mean(0), target.mean(0)
-    a, b = source - source_mean, target - target_mean
-    u, singular, vt = np.linalg.svd(b.T @ a)
-    sign = np.diag([1.0, np.sign(np.linalg.det(u @ vt))])
-    rotation = u @ sign @ vt
-    scale = float((singular * np.diag(sign)).sum() / (a * a).sum())
-    return scale, rotation, target_mean - scale * rotation @ source_mean
-
-
 def label_translated(pred: np.ndarray, gt: np.ndarray, folds: int = TRANSLATION_FOLDS,
                      ridge: float = TRANSLATION_RIDGE, seed: int = 0) -> np.ndarray:
     """pred (N, P, 2) mapped towards gt's markup (N, P, 2) by cross-validated linear label
@@ -89,9 +78,9 @@ def label_translated(pred: np.ndarray, gt: np.ndarray, folds: int = TRANSLATION_
         raise ValueError(f"pred and gt must both be (N, P, 2) with N >= {folds}, got "
                          f"{pred.shape} and {gt.shape}")
     reference = pred.mean(0)
-    aligned = [similarity_2d(points, reference) for points in pred]
-    x = np.stack([s * p @ r.T + t for p, (s, r, t) in zip(pred, aligned)]).reshape(len(pred), -1)
-    y = np.stack([s * g @ r.T + t for g, (s, r, t) in zip(gt, aligned)]).reshape(len(pred), -1)
+    aligned = [similarity_from_points(points, reference) for points in pred]    # (2, 3) each
+    x = np.stack([p @ m[:, :2].T + m[:, 2] for p, m in zip(pred, aligned)]).reshape(len(pred), -1)
+    y = np.stack([g @ m[:, :2].T + m[:, 2] for g, m in zip(gt, aligned)]).reshape(len(pred), -1)
     fold = np.random.default_rng(seed).permutation(len(pred)) % folds
     out = np.empty_like(x)
     for k in range(folds):
@@ -100,8 +89,8 @@ def label_translated(pred: np.ndarray, gt: np.ndarray, folds: int = TRANSLATION_
         a, b = x[train] - x_mean, y[train] - y_mean
         weights = np.linalg.solve(a.T @ a + ridge * len(a) * np.eye(a.shape[1]), a.T @ b)
         out[test] = (x[test] - x_mean) @ weights + y_mean
-    return np.stack([(q - t) @ r / s for q, (s, r, t)
-                     in zip(out.reshape(pred.shape), aligned)])
+    return np.stack([(q - m[:, 2]) @ np.linalg.inv(m[:, :2]).T
+                     for q, m in zip(out.reshape(pred.shape), aligned)])
 
 
 def failure_rate(errors: np.ndarray, threshold: float = FAILURE_THRESHOLD) -> float:
