@@ -27,6 +27,12 @@ rendered in parallel. A sample:
    over the neck), then
    image augmentation (colour, exposure, grey, blur, noise, JPEG).
 
+A config may draw most samples in capture conditions (`CaptureConditions`: a performer
+facing the camera, narrower head poses, a soft key light from the front and above, a truer
+white balance) and shade skin-like (`skin_lighting`); `RENDER_STYLES` names the mixes the
+runs trained on. Those extra draws come from streams seeded by the sampled light, so a
+sample's own stream, and every generic sample, stays as it was.
+
 Labels: the projection of every landmark of the set (occluded ones included) in crop
 pixels (corner origin), and a visibility flag (in front of the head's depth buffer and not
 under an occluder). The networks take the crop as BGR, like the front end's frames.
@@ -35,7 +41,8 @@ under an occluder). The networks take the crop as BGR, like the front end's fram
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field, replace
+import zlib
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -48,7 +55,7 @@ from ..solver.face_model import FaceModel
 from ..solver.model import forward_kinematics, joints, landmark_vertex_ids, rodrigues
 from ..tools.build_assets import PARTS, smoothstep
 from .render import (BROW_POLYLINES, UPPER_LID_POLYLINES, Albedo, HeadScene, PinholeCamera,
-                     RasterBuffers, ambient_occlusion, band_weight, ibug_vertices,
+                     RasterBuffers, SkinLighting, ambient_occlusion, band_weight, ibug_vertices,
                      light_visibility, model_to_camera, nearest_on_polyline, polyline_distance,
                      render_head)
 
@@ -109,6 +116,8 @@ class SyntheticConfig:
     shadow_prob: float = 0.7           # cast shadows (else ambient occlusion only)
     specular_max: float = 0.4
     fill_prob: float = 0.5             # a second, coloured light without shadows
+    soft_key_prob: float = 0.0         # the key light soft, from the front and above
+    skin_lighting_prob: float = 0.0    # `SkinLighting` shading (else Lambert + ambient)
     skin_texture_prob: float = 0.5     # fine multiplicative noise over the head (pores)
     wrinkle_prob: float = 0.35         # age lines on the face (`Wrinkles`)
     warp_prob: float = 0.9             # each of `ShapeWarp`'s three components
@@ -123,11 +132,57 @@ class SyntheticConfig:
     lens_prob: float = 0.6             # with glasses: tinted lenses (some dark: sunglasses)
     bar_prob: float = 0.1
     blob_prob: float = 0.2
+    white_balance: float = 0.25        # each colour channel's gain within 1 +- this
     grey_prob: float = 0.1
     blur_prob: float = 0.4
     noise_prob: float = 0.5
     jpeg_prob: float = 0.5
     lowres_prob: float = 0.15
+    capture: "CaptureConditions | None" = None   # most samples drawn in capture conditions
+
+
+@dataclass(frozen=True)
+class CaptureConditions:
+    """Samples drawn as a performer faces a capture camera: narrower head poses, milder
+    expressions (where given), a soft key light from the front and above, a truer white
+    balance (where given). Each field other than `wide_every` replaces the
+    `SyntheticConfig` field of its name; the samples with index % wide_every ==
+    wide_every - 1 keep the config's own ranges (profiles, grimaces, hard light)."""
+
+    wide_every: int = 4
+    yaw_std: float = 16.0
+    pitch_std: float = 9.0
+    roll_std: float = 8.0
+    neutral_prob: float | None = None
+    combination_rate: float | None = None
+    soft_key_prob: float = 0.7
+    white_balance: float | None = None
+
+    def config_for(self, config: SyntheticConfig, index: int) -> SyntheticConfig:
+        """The config sample `index` is drawn from."""
+        if index % self.wide_every == self.wide_every - 1:
+            return config
+        changes = {name: value for name, value in asdict(self).items()
+                   if name != "wide_every" and value is not None}
+        return replace(config, **changes)
+
+
+#: The kinds of renders a run trains on (`training.train --renders`): SyntheticConfig fields
+#: over the defaults. "capture" and "capture-close" are runs 31 and 32 (training/README).
+RENDER_STYLES = {
+    "generic": {},
+    "capture": {"capture": CaptureConditions()},
+    "capture-close": {"skin_lighting_prob": 0.7, "capture": CaptureConditions(
+        wide_every=8, yaw_std=14.0, pitch_std=8.0, roll_std=6.0, neutral_prob=0.25,
+        combination_rate=0.1, soft_key_prob=0.85, white_balance=0.12)},
+}
+
+
+def render_style(name: str, size: int) -> SyntheticConfig:
+    """The SyntheticConfig of `RENDER_STYLES[name]` at crop size `size`."""
+    if name not in RENDER_STYLES:
+        raise ValueError(f"renders must be one of {sorted(RENDER_STYLES)}, got {name!r}")
+    return SyntheticConfig(size=size, **RENDER_STYLES[name])
 
 
 @dataclass(frozen=True)
@@ -438,6 +493,42 @@ def jitter_roi(rng: np.random.Generator, roi: RoiTransform, config: SyntheticCon
     matrix = linear @ roi.matrix[:, :2]
     return RoiTransform(np.hstack([matrix, (linear @ roi.matrix[:, 2] + offset)[:, None]]),
                         roi.size)
+
+
+def soft_key_light(light: np.ndarray, probability: float) -> tuple[np.ndarray, float | None]:
+    """With `probability`, a soft key light in place of the sampled `light` (3,) (towards
+    the light, camera axes): from the front and above, with its ambient level; else
+    (light, None). Drawn from a stream seeded by `light`, so the sample's own stream (and
+    every other draw of the sample) is the same either way."""
+    rng = np.random.default_rng(zlib.crc32(np.asarray(light, np.float64).tobytes()))
+    if probability <= 0.0 or rng.uniform() > probability:
+        return light, None
+    key = np.array([rng.normal(0, 0.5), -rng.uniform(0.0, 0.6), -rng.uniform(0.8, 1.5)])
+    return key, rng.uniform(0.35, 0.65)
+
+
+def skin_lighting(light: np.ndarray, background: np.ndarray, probability: float
+                  ) -> SkinLighting | None:
+    """With `probability`, a random `SkinLighting` whose sky and ground colours are the
+    background (S, S, 3) RGB image's top and bottom halves' (mixed with white), else None.
+    Drawn from a stream seeded by `light` (3,) (see `soft_key_light`)."""
+    if probability <= 0.0:
+        return None
+    rng = np.random.default_rng(np.frombuffer(np.asarray(light, np.float64).tobytes(), np.uint32))
+    if rng.uniform() > probability:
+        return None
+    mix = rng.uniform(0.3, 0.8)
+
+    def tint(pixels: np.ndarray) -> np.ndarray:
+        colour = pixels.reshape(-1, 3).mean(0) / 255.0
+        colour = colour / max(colour.mean(), 0.05)
+        return (1 - mix) + mix * np.clip(colour, 0.2, 2.5)
+
+    half = background.shape[0] // 2
+    sky = tint(background[:half]) * rng.uniform(0.9, 1.3)
+    ground = tint(background[half:]) * rng.uniform(0.3, 0.8)
+    wrap = rng.uniform(0.1, 0.5) * np.array([1.0, 0.7, 0.55])
+    return SkinLighting(wrap, sky, ground)
 
 
 def texture_background(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -763,7 +854,8 @@ def augment(rng: np.random.Generator, image: np.ndarray, config: SyntheticConfig
     """Colour, exposure, grey, blur, low resolution, noise and JPEG: (S, S, 3) uint8 ->
     (S, S, 3) uint8."""
     work = image.astype(np.float32) / 255.0
-    work = work * rng.uniform(0.75, 1.25, 3) * rng.uniform(0.6, 1.4)
+    work = (work * rng.uniform(1.0 - config.white_balance, 1.0 + config.white_balance, 3)
+            * rng.uniform(0.6, 1.4))
     work = np.clip(work, 0, 1) ** rng.uniform(0.7, 1.5)
     contrast = rng.uniform(0.7, 1.3)
     work = (work - work.mean()) * contrast + work.mean()
@@ -852,6 +944,8 @@ class SyntheticRenderer:
         """The sample `index` of the dataset `seed` (deterministic)."""
         rng = np.random.default_rng([seed, index])
         config = self.config
+        if config.capture is not None:
+            config = config.capture.config_for(config, index)
         beta, psi, theta = random_face(rng, self.model, config)
         warp = self.warp.sample(rng, config)
         distance = rng.uniform(*config.distance)
@@ -887,18 +981,23 @@ class SyntheticRenderer:
                              appearance.hair_colour, config.long_hair_prob)
         scene = replace(self.scene, albedo=appearance.albedo)
         light = rng.normal(0, 1, 3) * [1.0, 1.0, 0.5] - [0.0, 0.0, rng.uniform(0.3, 1.5)]
+        light, key_ambient = soft_key_light(light, config.soft_key_prob)
         shadow = (light_visibility(self.scene, vertices, light)
                   if rng.uniform() < config.shadow_prob else None)
         fill_direction = rng.normal(0, 1, 3) * [1.0, 1.0, 0.5] - [0.0, 0.0, rng.uniform(0.0, 1.0)]
         fill_colour = (rng.uniform(0.1, 0.5) * rng.uniform(0.5, 1.0, 3)
                        if rng.uniform() < config.fill_prob else np.zeros(3))
+        ambient = rng.uniform(0.2, 0.6)
+        background = np.ascontiguousarray(background[..., ::-1])     # BGR -> RGB
         render = render_head(scene, vertices, camera, light_direction=light,
-                             ambient=rng.uniform(0.2, 0.6), diffuse=rng.uniform(0.4, 1.0),
-                             background=np.ascontiguousarray(background[..., ::-1]),
+                             ambient=ambient if key_ambient is None else key_ambient,
+                             diffuse=rng.uniform(0.4, 1.0), background=background,
                              occlusion=self.occlusion, shadow=shadow,
                              specular=rng.uniform(0.0, config.specular_max),
                              shininess=rng.uniform(8.0, 60.0), fill_direction=fill_direction,
-                             fill_colour=fill_colour)
+                             fill_colour=fill_colour,
+                             environment=skin_lighting(light, background,
+                                                       config.skin_lighting_prob))
         image = np.ascontiguousarray(render.image[..., ::-1])   # RGB -> BGR
         if rng.uniform() < config.skin_texture_prob:
             add_skin_texture(rng, image, render.buffers.mask)

@@ -3,8 +3,8 @@
     python -m densecap.training.train --run build/training/dense320 [--landmark-set dense320]
         [--images 8000] [--steps 4000] [--batch 32] [--size 128] [--width 0.5]
         [--loss gnll|l2] [--lr 2e-3] [--head spatial|pool] [--label-range 1.5] [--beta 0]
-        [--seed 0] [--init-from build/training/OTHER] [--threads 1] [--workers 1]
-        [--max-minutes M]
+        [--seed 0] [--init-from build/training/OTHER] [--renders generic|capture|capture-close]
+        [--threads 1] [--workers 1] [--max-minutes M]
 
 The run folder (git-ignored under build/) holds `config.json`, the rendered dataset as
 shards (`data/shard_XXXX.npz`, samples k*shard .. of the stream `--seed`; rendered once,
@@ -20,7 +20,12 @@ iBUG-68 error (median NME 0.066 -> 0.028) against starting at the crop centre.
 `--init-from RUN` starts the weights from another run's checkpoint (same head) with a fresh
 optimiser and schedule: a warm restart on more data, another landmark set or input size
 from the same backbone, or a wider backbone grown from a narrower one (`start_from_run`;
-training/README.md, runs 7, 8 and 25).
+training/README.md, runs 7, 8 and 25); `training.import_onnx` makes such a run folder from an
+exported (committed) network.
+
+`--renders` picks the kind of renders (`synthetic.RENDER_STYLES`): the generator's own
+("generic"), or most samples drawn in capture conditions (`synthetic.CaptureConditions`:
+narrower head poses, a soft key light from the front; training/README.md, runs 31-32).
 
 Labels far off the crop (`--label-range`, default 1.5: more than a quarter crop beyond an
 edge; about 4 % of the dense320 labels, 0.8 % of the iBUG-68 ones) are dropped from the
@@ -50,7 +55,7 @@ from ..solver import load_face_model
 from ..tools.build_assets import EMBEDDINGS_DIR
 from ..landmarks.dense_network import to_normalised
 from .network import HEADS, LOSSES, DenseLandmarkNet, cells_per_side, widen
-from .synthetic import SyntheticConfig, SyntheticRenderer, load_footage_frames
+from .synthetic import RENDER_STYLES, SyntheticRenderer, load_footage_frames, render_style
 
 WARMUP_FRACTION = 0.05
 #: The held-out samples of a run come from the stream seed + HELD_OUT_OFFSET.
@@ -77,6 +82,7 @@ class TrainConfig:
     label_range: float = 1.5          # drop labels beyond this, normalised (0: keep all)
     init_mean: bool = True            # start the positions at the training labels' mean
     init_from: str = ""               # a run folder whose checkpoint weights start this run
+    renders: str = "generic"          # synthetic.RENDER_STYLES: the kind of renders
     seed: int = 0
 
     def __post_init__(self):
@@ -88,6 +94,8 @@ class TrainConfig:
             raise ValueError(f"label_range must be 0 (off) or >= 1, got {self.label_range}")
         if not 0.0 <= self.beta <= 1.0:
             raise ValueError(f"beta must be in [0, 1], got {self.beta}")
+        if self.renders not in RENDER_STYLES:
+            raise ValueError(f"renders must be one of {sorted(RENDER_STYLES)}, got {self.renders!r}")
         if self.weights not in ("uniform", "sampling"):
             raise ValueError(f"weights must be 'uniform' or 'sampling', got {self.weights!r}")
         if min(self.size, self.images, self.shard, self.steps, self.batch) <= 0:
@@ -111,9 +119,9 @@ def landmark_weights(landmark_set: str, mode: str, count: int) -> np.ndarray:
 _WORKER: dict = {}
 
 
-def _worker_start(landmark_set: str, size: int) -> None:
+def _worker_start(landmark_set: str, size: int, renders: str) -> None:
     _WORKER["renderer"] = SyntheticRenderer(load_face_model(), landmark_set,
-                                            SyntheticConfig(size=size), load_footage_frames())
+                                            render_style(renders, size), load_footage_frames())
 
 
 def _worker_shard(job: tuple[int, int, int, str]) -> str:
@@ -126,8 +134,9 @@ def _worker_shard(job: tuple[int, int, int, str]) -> str:
 
 
 def render_dataset(folder: Path, landmark_set: str, size: int, seed: int, images: int,
-                   shard: int, workers: int = 1) -> list[Path]:
-    """Render (or reuse) the shards of `images` samples of the stream `seed` in `folder`.
+                   shard: int, workers: int = 1, renders: str = "generic") -> list[Path]:
+    """Render (or reuse) the shards of `images` samples of the stream `seed` in `folder`,
+    drawn in the style `renders` (`synthetic.RENDER_STYLES`).
 
     Returns the shard paths in order. Shards already on disk are kept (resumable).
     """
@@ -140,12 +149,12 @@ def render_dataset(folder: Path, landmark_set: str, size: int, seed: int, images
             jobs.append((seed, start, min(shard, images - start), str(path)))
     if jobs:
         if workers <= 1:
-            _worker_start(landmark_set, size)
+            _worker_start(landmark_set, size, renders)
             for job in jobs:
                 _worker_shard(job)
         else:
             with multiprocessing.get_context("fork").Pool(workers, _worker_start,
-                                                          (landmark_set, size)) as pool:
+                                                          (landmark_set, size, renders)) as pool:
                 list(pool.imap_unordered(_worker_shard, jobs))
     return paths
 
@@ -282,7 +291,8 @@ def train(config: TrainConfig, run: Path, images: np.ndarray, landmarks: np.ndar
 
 
 #: Config fields added after the first runs, with the values those runs had.
-_OLDER_RUNS = {"head": "pool", "beta": 0.0, "label_range": 0.0, "init_from": ""}
+_OLDER_RUNS = {"head": "pool", "beta": 0.0, "label_range": 0.0, "init_from": "",
+               "renders": "generic"}
 
 
 def start_from_run(network: DenseLandmarkNet, config: TrainConfig, run: Path,
@@ -405,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
     config = TrainConfig(**{name: getattr(args, name) for name in asdict(TrainConfig())})
     started = time.perf_counter()
     paths = render_dataset(args.run / "data", config.landmark_set, config.size, config.seed,
-                           config.images, config.shard, args.workers)
+                           config.images, config.shard, args.workers, config.renders)
     images, landmarks, _ = load_shards(paths)
     print(json.dumps({"dataset": len(images), "render_seconds": round(time.perf_counter() - started, 1)}),
           flush=True)

@@ -15,8 +15,10 @@ from densecap.landmarks.dense_network import (CROP_LAYOUT, LEFT_EYE_IDS,  # noqa
 from densecap.training.network import DenseLandmarkNet, gnll_loss, l2_loss, widen  # noqa: E402
 from densecap.training.render import PinholeCamera, model_to_camera, render_head  # noqa: E402
 from densecap.tools.build_assets import PARTS  # noqa: E402
-from densecap.training.synthetic import (SyntheticConfig, SyntheticRenderer,  # noqa: E402
-                                         _rigid_transform, torso_outline)
+from densecap.training.import_onnx import import_onnx  # noqa: E402
+from densecap.training.synthetic import (RENDER_STYLES, CaptureConditions,  # noqa: E402
+                                         SyntheticConfig, SyntheticRenderer, _rigid_transform,
+                                         render_style, torso_outline)
 from densecap.training.train import (TrainConfig, batch_indices, build_network,  # noqa: E402
                                      label_mask, nearest_landmarks, resample_spatial_head,
                                      start_from_run, train)
@@ -376,3 +378,42 @@ def test_region_breakdown_puts_an_error_in_its_region():
     assert set(by_region) == set(IBUG_REGIONS)
     assert by_region["mouth"] == pytest.approx(10.0, abs=1e-3)
     assert all(by_region[region] == 0 for region in IBUG_REGIONS if region != "mouth")
+
+
+def test_capture_conditions_change_most_samples_and_keep_every_wide_one(small):
+    """Samples index % wide_every == wide_every - 1 are the generic renderer's own; the rest
+    are drawn from the narrowed config (the head pose's spread shrinks)."""
+    capture = small.with_config(render_style("capture", 64))
+    generic = [small.sample(9, k) for k in range(8)]
+    drawn = [capture.sample(9, k) for k in range(8)]
+    for k in range(8):
+        same = np.array_equal(generic[k].image, drawn[k].image)
+        assert same == (k % 4 == 3)
+    conditions = CaptureConditions(wide_every=2, yaw_std=1.0, neutral_prob=0.5)
+    narrowed = conditions.config_for(SyntheticConfig(), 0)
+    assert (narrowed.yaw_std, narrowed.neutral_prob, narrowed.pitch_std) == (1.0, 0.5, 9.0)
+    assert conditions.config_for(SyntheticConfig(), 1) == SyntheticConfig()
+    assert set(RENDER_STYLES) >= {"generic", "capture", "capture-close"}
+    with pytest.raises(ValueError, match="renders"):
+        render_style("photoreal", 64)
+    with pytest.raises(ValueError, match="renders"):
+        TrainConfig(renders="photoreal")
+
+
+def test_an_exported_network_imports_back_into_a_run_that_trains_on(small, tmp_path):
+    """import_onnx unfolds the export's BatchNorms: eval mode reproduces the export, and
+    a run starts from it with the imported network's loss."""
+    images, landmarks, _ = small.batch(4, 0, 8)
+    config = TrainConfig(landmark_set=LANDMARK_SET, size=64, width=0.25, images=8, shard=8,
+                         steps=10, batch=8, lr=3e-3, seed=0)
+    torch.set_num_threads(1)
+    network, _ = train(config, tmp_path / "source", images, landmarks)
+    path = export_onnx(network, 64, tmp_path / "net16.onnx", LANDMARK_SET, fp16=True)
+    record = import_onnx(path, tmp_path / "imported", statistics_images=16)
+    assert record["width"] == 0.25 and record["max_difference_to_onnxruntime"] < 1e-4
+    again = TrainConfig(**{**config.__dict__, "steps": 2,
+                           "init_from": str(tmp_path / "imported")})
+    _, restarted = train(again, tmp_path / "again", images, landmarks)
+    fresh = TrainConfig(**{**config.__dict__, "steps": 2, "seed": 1})
+    _, scratch = train(fresh, tmp_path / "fresh", images, landmarks)
+    assert restarted.losses[0][1] < scratch.losses[0][1] - 0.5

@@ -8,7 +8,7 @@ from densecap.solver.conventions import THETA_SIZE, THETA_TRANSLATION, theta_rot
 from densecap.solver.model import landmark_vertex_ids
 from densecap.tools.build_assets import PARTS
 from densecap.training.render import (BROW_POLYLINES, HeadScene, PinholeCamera,
-                                      ambient_occlusion, band_weight, ibug_vertices,
+                                      SkinLighting, ambient_occlusion, band_weight, ibug_vertices,
                                       light_visibility, model_to_camera, polyline_distance,
                                       rasterize, render_head)
 
@@ -263,3 +263,34 @@ def test_ray_cast_hits_exactly_on_the_surface_and_snaps_off_it():
     # for (3.9, 3.9), the clamped pixel (row 1, col 0) for (-5, 1).
     np.testing.assert_allclose(bary[2], out.barycentric[1, 1], atol=1e-7)
     np.testing.assert_allclose(bary[3], out.barycentric[1, 0], atol=1e-7)
+
+
+def test_skin_lighting_wraps_light_past_the_terminator_and_lights_from_the_sky(face_model,
+                                                                                scene):
+    """Without wrap and with a white hemisphere it is the plain shading (to rounding); wrap
+    lights the side turned away from a side light (red the most); a bright sky and dark
+    ground light the upward-facing skin more than the downward-facing."""
+    points = posed_points(face_model)
+    camera = PinholeCamera.centred(96 * 60 / 30.0, 96)
+    light = dict(light_direction=(1.0, 0.0, 0.0), ambient=0.3, diffuse=0.7)
+    plain = render_head(scene, points, camera, **light)
+    neutral = render_head(scene, points, camera, **light,
+                          environment=SkinLighting(np.zeros(3), np.ones(3), np.ones(3)))
+    assert np.abs(neutral.image.astype(int) - plain.image).max() <= 1
+    wrapped = render_head(scene, points, camera, **light,
+                          environment=SkinLighting(np.array([0.5, 0.3, 0.1]), np.ones(3),
+                                                   np.ones(3))).image.astype(float)
+    head = plain.buffers.mask
+    away = head & (np.arange(96)[None, :] < 40)             # image left: away from camera +x
+    gain = (wrapped[away] - plain.image[away]).mean(0)
+    assert gain[0] > gain[1] > gain[2] > -0.5 and gain[0] > 5
+    def top_over_bottom(environment=None):
+        image = render_head(scene, points, camera, light_direction=(0.0, 0.0, -1.0),
+                            ambient=0.6, diffuse=0.0, environment=environment).image
+        rows = np.nonzero(head)[0]
+        top = head & (np.arange(96)[:, None] < np.percentile(rows, 25))
+        bottom = head & (np.arange(96)[:, None] > np.percentile(rows, 75))
+        return image[top].mean() / image[bottom].mean()
+
+    sky = SkinLighting(np.zeros(3), np.full(3, 1.5), np.full(3, 0.2))
+    assert top_over_bottom(sky) > 1.2 * top_over_bottom()

@@ -135,6 +135,17 @@ class HeadRender:
     buffers: RasterBuffers
 
 
+@dataclass(frozen=True)
+class SkinLighting:
+    """Skin-like shading for `render_head` (approximate, chosen by eye): the diffuse term
+    wrapped past the terminator by wrap (3,) per RGB channel (light scattered under the
+    skin, red the most), and a hemisphere ambient light, sky (3,) from above and ground (3,)
+    from below (a crude environment light, e.g. coloured like the background's halves)."""
+
+    wrap: np.ndarray
+    sky: np.ndarray
+    ground: np.ndarray
+
 def model_to_camera(vertices: np.ndarray, rotation: np.ndarray = MODEL_TO_OPENCV,
                     translation: np.ndarray = np.zeros(3)) -> np.ndarray:
     """Model-space points (N, 3) (already posed, cm) -> camera-space points (N, 3):
@@ -147,9 +158,11 @@ def render_head(scene: HeadScene, points: np.ndarray, camera: PinholeCamera,
                 diffuse: float = 0.75, background=(0.45, 0.45, 0.48),
                 occlusion: np.ndarray | None = None, shadow: np.ndarray | None = None,
                 specular: float = 0.0, shininess: float = 20.0,
-                fill_direction=(0.0, 0.0, -1.0), fill_colour=(0.0, 0.0, 0.0)) -> HeadRender:
+                fill_direction=(0.0, 0.0, -1.0), fill_colour=(0.0, 0.0, 0.0),
+                environment: "SkinLighting | None" = None) -> HeadRender:
     """Render the head with Lambertian + ambient (+ Blinn-Phong specular) shading, plus an
-    optional coloured fill light (Lambertian, casts no shadow).
+    optional coloured fill light (Lambertian, casts no shadow); with `environment`, the
+    skin-like variant of `SkinLighting` instead of the plain Lambert and ambient terms.
 
     Parameters
     ----------
@@ -167,6 +180,7 @@ def render_head(scene: HeadScene, points: np.ndarray, camera: PinholeCamera,
     specular, shininess : strength and exponent of a white Blinn-Phong highlight
     fill_direction : (3,) direction towards a second light, camera axes
     fill_colour : (3,) its RGB intensity (default off)
+    environment : SkinLighting or None
 
     Returns
     -------
@@ -190,9 +204,13 @@ def render_head(scene: HeadScene, points: np.ndarray, camera: PinholeCamera,
     ones = np.ones(len(points), dtype=np.float32)
     occlusion = ones if occlusion is None else np.asarray(occlusion, dtype=np.float32)
     shadow = ones if shadow is None else np.asarray(shadow, dtype=np.float32)
+    skin = SkinLighting(np.zeros(3), np.ones(3), np.ones(3)) if environment is None else environment
     _shade_kernel(points, scene.corners, local.triangle_id, local.barycentric, scene.albedo,
                   occlusion, shadow, light, float(ambient), float(diffuse), float(specular),
-                  float(shininess), fill, np.asarray(fill_colour, dtype=np.float64), image)
+                  float(shininess), fill, np.asarray(fill_colour, dtype=np.float64),
+                  environment is not None, np.asarray(skin.wrap, dtype=np.float64),
+                  np.asarray(skin.sky, dtype=np.float64), np.asarray(skin.ground, dtype=np.float64),
+                  image)
     triangle_id = np.where(local.mask, scene.triangles[np.maximum(local.triangle_id, 0)], -1)
     return HeadRender(image, RasterBuffers(triangle_id.astype(np.int32), local.barycentric,
                                            local.depth))
@@ -216,8 +234,10 @@ def _vertex_normals(points, corners):
 
 @numba.njit(cache=True, nogil=True)
 def _shade_kernel(points, corners, triangle_id, barycentric, albedo, occlusion, shadow, light,
-                  ambient, diffuse, specular, shininess, fill, fill_colour, image):
-    """Shade the covered pixels of `image` (H, W, 3) uint8, which holds the background."""
+                  ambient, diffuse, specular, shininess, fill, fill_colour, skin, wrap, sky,
+                  ground, image):
+    """Shade the covered pixels of `image` (H, W, 3) uint8, which holds the background;
+    `skin`: `SkinLighting`'s terms (wrap, sky, ground (3,)) instead of Lambert and ambient."""
     normals = _vertex_normals(points, corners)
     height, width = triangle_id.shape
     for row in range(height):
@@ -249,6 +269,12 @@ def _shade_kernel(points, corners, triangle_id, barycentric, albedo, occlusion, 
             norm = np.sqrt(nx * nx + ny * ny + nz * nz)
             if facing > 0.0:  # seen from behind: light the side facing the camera
                 norm = -norm
+            if skin:
+                if norm != 0.0:
+                    _skin_pixel(nx / norm, ny / norm, nz / norm, px, py, pz, r, g, b, ao, lit,
+                                light, ambient, diffuse, specular, shininess, fill, fill_colour,
+                                wrap, sky, ground, image[row, col])
+                continue
             lambert = 0.0
             fill_lambert = 0.0
             highlight = 0.0
@@ -256,14 +282,8 @@ def _shade_kernel(points, corners, triangle_id, barycentric, albedo, occlusion, 
                 lambert = max(0.0, (nx * light[0] + ny * light[1] + nz * light[2]) / norm)
                 fill_lambert = 255.0 * max(0.0, (nx * fill[0] + ny * fill[1] + nz * fill[2]) / norm)
                 if specular > 0.0 and lambert > 0.0:
-                    distance = np.sqrt(px * px + py * py + pz * pz)
-                    hx = light[0] - px / distance
-                    hy = light[1] - py / distance
-                    hz = light[2] - pz / distance
-                    half = np.sqrt(hx * hx + hy * hy + hz * hz)
-                    if half > 0.0:
-                        cosine = max(0.0, (nx * hx + ny * hy + nz * hz) / (norm * half))
-                        highlight = 255.0 * specular * lit * cosine ** shininess
+                    cosine = _half_vector_cosine(nx, ny, nz, norm, px, py, pz, light)
+                    highlight = 255.0 * specular * lit * cosine ** shininess
             intensity = 255.0 * (ambient * ao + diffuse * lit * lambert)
             image[row, col, 0] = np.uint8(min(255.0, r * (intensity + fill_lambert * fill_colour[0])
                                               + highlight) + 0.5)
@@ -272,6 +292,41 @@ def _shade_kernel(points, corners, triangle_id, barycentric, albedo, occlusion, 
             image[row, col, 2] = np.uint8(min(255.0, b * (intensity + fill_lambert * fill_colour[2])
                                               + highlight) + 0.5)
 
+
+@numba.njit(cache=True, nogil=True)
+def _half_vector_cosine(nx, ny, nz, norm, px, py, pz, light):
+    """Blinn-Phong's cos(normal, half vector) >= 0 for the normal (nx, ny, nz) of length
+    `norm` at camera-space point (px, py, pz), seen from the origin, lit from `light`."""
+    distance = np.sqrt(px * px + py * py + pz * pz)
+    hx = light[0] - px / distance
+    hy = light[1] - py / distance
+    hz = light[2] - pz / distance
+    half = np.sqrt(hx * hx + hy * hy + hz * hz)
+    if half > 0.0:
+        return max(0.0, (nx * hx + ny * hy + nz * hz) / (norm * half))
+    return 0.0
+
+
+@numba.njit(cache=True, nogil=True)
+def _skin_pixel(nx, ny, nz, px, py, pz, r, g, b, ao, lit, light, ambient, diffuse, specular,
+                shininess, fill, fill_colour, wrap, sky, ground, pixel):
+    """One pixel of `SkinLighting` shading: unit normal (nx, ny, nz) at camera-space point
+    (px, py, pz), albedo (r, g, b), ambient occlusion ao, light visibility lit -> pixel (3,)."""
+    cosine = nx * light[0] + ny * light[1] + nz * light[2]
+    up = 0.5 - 0.5 * ny                                   # camera y points down
+    fill_lambert = 255.0 * max(0.0, nx * fill[0] + ny * fill[1] + nz * fill[2])
+    highlight = 0.0
+    if specular > 0.0 and cosine > 0.0:
+        highlight = 255.0 * specular * lit * _half_vector_cosine(
+            nx, ny, nz, 1.0, px, py, pz, light) ** shininess
+    channel = (r, g, b)
+    for k in range(3):
+        lambert = max(0.0, (cosine + wrap[k]) / (1.0 + wrap[k]))
+        # a wrapped terminator is lit a little even in a cast shadow's penumbra
+        direct = diffuse * lambert * (lit + (1.0 - lit) * 0.5 * wrap[k])
+        env = ambient * ao * (sky[k] * up + ground[k] * (1.0 - up))
+        value = channel[k] * (255.0 * (env + direct) + fill_lambert * fill_colour[k]) + highlight
+        pixel[k] = np.uint8(min(255.0, value) + 0.5)
 
 def light_visibility(scene: HeadScene, points: np.ndarray, direction: np.ndarray,
                      size: int = 128) -> np.ndarray:
