@@ -29,10 +29,10 @@ from pathlib import Path
 import numpy as np
 import onnx
 import onnx.numpy_helper
-import onnxruntime as ort
 import torch
 
 from ..solver import load_face_model
+from .export import parity
 from .network import DenseLandmarkNet
 from .synthetic import SyntheticRenderer, load_footage_frames, render_style
 from .train import TrainConfig, image_tensor
@@ -64,13 +64,17 @@ def onnx_weights(model: onnx.ModelProto) -> tuple[list[tuple[np.ndarray, np.ndar
     return convolutions, value(gemm.input[1]), value(gemm.input[2])
 
 
+def modules_of(network: DenseLandmarkNet, kind: type) -> list:
+    """The network's modules of type `kind` in definition (= graph) order."""
+    return [module for module in network.modules() if isinstance(module, kind)]
+
+
 def matching_network(convolutions: list, num_landmarks: int, size: int) -> DenseLandmarkNet:
     """The spatial-head DenseLandmarkNet whose convolutions have the export's shapes."""
     shapes = [weight.shape for weight, _ in convolutions]
     for width in WIDTHS:
         network = DenseLandmarkNet(num_landmarks, width, "spatial", size)
-        mine = [tuple(m.weight.shape) for m in network.modules() if isinstance(m, torch.nn.Conv2d)]
-        if mine == shapes:
+        if [tuple(m.weight.shape) for m in modules_of(network, torch.nn.Conv2d)] == shapes:
             return network
     raise ValueError(f"no DenseLandmarkNet width in {WIDTHS} has the export's convolutions")
 
@@ -83,8 +87,8 @@ def import_onnx(model_path: Path, run: Path, statistics_images: int = STATISTICS
     size, landmark_set = int(meta["input_size"]), meta["landmark_set"]
     convolutions, head_weight, head_bias = onnx_weights(model)
     network = matching_network(convolutions, head_bias.shape[0] // 3, size)
-    layers = [m for m in network.modules() if isinstance(m, torch.nn.Conv2d)]
-    norms = [m for m in network.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    layers = modules_of(network, torch.nn.Conv2d)
+    norms = modules_of(network, torch.nn.BatchNorm2d)
     with torch.no_grad():
         for conv, norm, (weight, bias) in zip(layers, norms, convolutions, strict=True):
             conv.weight.copy_(torch.from_numpy(weight))
@@ -97,14 +101,13 @@ def import_onnx(model_path: Path, run: Path, statistics_images: int = STATISTICS
     network.eval()
     renderer = SyntheticRenderer(load_face_model(), landmark_set, render_style("generic", size),
                                  load_footage_frames())
-    images = image_tensor(np.stack([renderer.sample(STATISTICS_SEED, k).image
-                                    for k in range(statistics_images)]))
+    crops = np.stack([renderer.sample(STATISTICS_SEED, k).image for k in range(statistics_images)])
     outputs = {}
     hooks = [conv.register_forward_hook(
         lambda module, inputs, output, k=k: outputs.__setitem__(k, output))
         for k, conv in enumerate(layers)]
     with torch.no_grad():
-        network(images)
+        network(image_tensor(crops))
         for hook in hooks:
             hook.remove()
         for k, norm in enumerate(norms):
@@ -114,11 +117,8 @@ def import_onnx(model_path: Path, run: Path, statistics_images: int = STATISTICS
             norm.weight.copy_(torch.sqrt(variance + norm.eps))
             norm.running_mean.copy_(mean)
             norm.running_var.copy_(variance)
-        mine = network(images[:16]).numpy()
-    session = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
-    reference = session.run(None, {session.get_inputs()[0].name:
-                                   images[:16].contiguous().numpy()})[0]
-    difference = float(np.abs(mine - reference).max())
+    check = parity(network, model_path, crops[:16])
+    difference = max(check["max_abs_position"], check["max_abs_log_sigma"])
     if not difference <= PARITY_TOLERANCE:
         raise ValueError(f"imported network differs from {model_path} by {difference}")
     run.mkdir(parents=True, exist_ok=True)

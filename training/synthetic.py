@@ -987,7 +987,7 @@ class SyntheticRenderer:
         fill_direction = rng.normal(0, 1, 3) * [1.0, 1.0, 0.5] - [0.0, 0.0, rng.uniform(0.0, 1.0)]
         fill_colour = (rng.uniform(0.1, 0.5) * rng.uniform(0.5, 1.0, 3)
                        if rng.uniform() < config.fill_prob else np.zeros(3))
-        ambient = rng.uniform(0.2, 0.6)
+        ambient = rng.uniform(0.2, 0.6)       # drawn even under a soft key: the stream stays
         background = np.ascontiguousarray(background[..., ::-1])     # BGR -> RGB
         render = render_head(scene, vertices, camera, light_direction=light,
                              ambient=ambient if key_ambient is None else key_ambient,

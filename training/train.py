@@ -55,7 +55,7 @@ from ..solver import load_face_model
 from ..tools.build_assets import EMBEDDINGS_DIR
 from ..landmarks.dense_network import to_normalised
 from .network import HEADS, LOSSES, DenseLandmarkNet, cells_per_side, widen
-from .synthetic import RENDER_STYLES, SyntheticRenderer, load_footage_frames, render_style
+from .synthetic import SyntheticRenderer, load_footage_frames, render_style
 
 WARMUP_FRACTION = 0.05
 #: The held-out samples of a run come from the stream seed + HELD_OUT_OFFSET.
@@ -94,8 +94,7 @@ class TrainConfig:
             raise ValueError(f"label_range must be 0 (off) or >= 1, got {self.label_range}")
         if not 0.0 <= self.beta <= 1.0:
             raise ValueError(f"beta must be in [0, 1], got {self.beta}")
-        if self.renders not in RENDER_STYLES:
-            raise ValueError(f"renders must be one of {sorted(RENDER_STYLES)}, got {self.renders!r}")
+        render_style(self.renders, self.size)            # an unknown style is an error
         if self.weights not in ("uniform", "sampling"):
             raise ValueError(f"weights must be 'uniform' or 'sampling', got {self.weights!r}")
         if min(self.size, self.images, self.shard, self.steps, self.batch) <= 0:

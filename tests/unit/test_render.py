@@ -284,6 +284,7 @@ def test_skin_lighting_wraps_light_past_the_terminator_and_lights_from_the_sky(f
     away = head & (np.arange(96)[None, :] < 40)             # image left: away from camera +x
     gain = (wrapped[away] - plain.image[away]).mean(0)
     assert gain[0] > gain[1] > gain[2] > -0.5 and gain[0] > 5
+
     def top_over_bottom(environment=None):
         image = render_head(scene, points, camera, light_direction=(0.0, 0.0, -1.0),
                             ambient=0.6, diffuse=0.0, environment=environment).image

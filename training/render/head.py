@@ -146,6 +146,11 @@ class SkinLighting:
     sky: np.ndarray
     ground: np.ndarray
 
+
+#: The plain shading's terms in `SkinLighting`'s form (what the kernel reads without one).
+_PLAIN_LIGHTING = SkinLighting(np.zeros(3), np.ones(3), np.ones(3))
+
+
 def model_to_camera(vertices: np.ndarray, rotation: np.ndarray = MODEL_TO_OPENCV,
                     translation: np.ndarray = np.zeros(3)) -> np.ndarray:
     """Model-space points (N, 3) (already posed, cm) -> camera-space points (N, 3):
@@ -204,7 +209,7 @@ def render_head(scene: HeadScene, points: np.ndarray, camera: PinholeCamera,
     ones = np.ones(len(points), dtype=np.float32)
     occlusion = ones if occlusion is None else np.asarray(occlusion, dtype=np.float32)
     shadow = ones if shadow is None else np.asarray(shadow, dtype=np.float32)
-    skin = SkinLighting(np.zeros(3), np.ones(3), np.ones(3)) if environment is None else environment
+    skin = _PLAIN_LIGHTING if environment is None else environment
     _shade_kernel(points, scene.corners, local.triangle_id, local.barycentric, scene.albedo,
                   occlusion, shadow, light, float(ambient), float(diffuse), float(specular),
                   float(shininess), fill, np.asarray(fill_colour, dtype=np.float64),
@@ -327,6 +332,7 @@ def _skin_pixel(nx, ny, nz, px, py, pz, r, g, b, ao, lit, light, ambient, diffus
         env = ambient * ao * (sky[k] * up + ground[k] * (1.0 - up))
         value = channel[k] * (255.0 * (env + direct) + fill_lambert * fill_colour[k]) + highlight
         pixel[k] = np.uint8(min(255.0, value) + 0.5)
+
 
 def light_visibility(scene: HeadScene, points: np.ndarray, direction: np.ndarray,
                      size: int = 128) -> np.ndarray:
