@@ -7,11 +7,17 @@ without the run that made it (run folders live in the git-ignored build/):
 then `python -m densecap.training.train ... --init-from build/training/run23r`.
 
 The export folded each BatchNorm into its convolution (`training.export`); this unfolds
-it: the convolution keeps the folded weight, and its BatchNorm gets the mean and variance
+it: the convolution keeps the folded weight, each output channel rescaled to the RMS of a
+freshly initialised layer (`channel_scales`), and its BatchNorm gets the mean and variance
 of that convolution's output over `STATISTICS_IMAGES` generic renders (stream
 `STATISTICS_SEED`) as running statistics, gamma = their standard deviation and beta = their
-mean + the folded bias. Eval mode then computes exactly the export's function (checked
-against onnxruntime), and train mode (batch statistics) nearly so. fp16 weights are read
+mean (both divided by the channel's scale) + the folded bias. Eval mode then computes
+exactly the export's function (checked against onnxruntime), and train mode (batch
+statistics) nearly so. The rescale changes nothing the network computes, only how AdamW
+moves it: folded weights carry gamma / sigma of their BatchNorm, 0.01 to 48,000 times a
+freshly initialised layer's in dense320, and AdamW's steps are the same size for every
+parameter, so a fine-tune at lr 1e-3 from the unscaled import blew up (training/README.md,
+run 33; runs 31-32 were made from imports before this rescale, commit 3e4fe87). fp16 weights are read
 as float32. The folder holds `config.json` (the architecture; the other fields are the
 defaults, not the original run's), `checkpoint.pt` (step 0, no optimiser state) and
 `imported.json` (the source file and its SHA-256).
@@ -69,6 +75,15 @@ def modules_of(network: DenseLandmarkNet, kind: type) -> list:
     return [module for module in network.modules() if isinstance(module, kind)]
 
 
+def channel_scales(folded: np.ndarray, initial: torch.Tensor) -> np.ndarray:
+    """(C_out, 1, 1, 1) float32 factors that bring each output channel of a folded
+    convolution weight `folded` (C_out, C_in, k, k) to the RMS of the freshly initialised
+    weight `initial` of its layer (1 for an all-zero channel)."""
+    rms = np.sqrt((folded.astype(np.float64) ** 2).mean(axis=(1, 2, 3), keepdims=True))
+    target = float(initial.detach().pow(2).mean().sqrt())
+    return np.where(rms > 0, target / np.maximum(rms, 1e-30), 1.0).astype(np.float32)
+
+
 def matching_network(convolutions: list, num_landmarks: int, size: int) -> DenseLandmarkNet:
     """The spatial-head DenseLandmarkNet whose convolutions have the export's shapes."""
     shapes = [weight.shape for weight, _ in convolutions]
@@ -91,8 +106,9 @@ def import_onnx(model_path: Path, run: Path, statistics_images: int = STATISTICS
     norms = modules_of(network, torch.nn.BatchNorm2d)
     with torch.no_grad():
         for conv, norm, (weight, bias) in zip(layers, norms, convolutions, strict=True):
-            conv.weight.copy_(torch.from_numpy(weight))
-            norm.weight.fill_(1.0)
+            scale = channel_scales(weight, conv.weight)
+            conv.weight.copy_(torch.from_numpy(weight * scale))
+            norm.weight.copy_(torch.from_numpy(1.0 / scale.ravel()))      # undoes the scale
             norm.bias.copy_(torch.from_numpy(bias))
             norm.running_mean.zero_()
             norm.running_var.fill_(1.0 - norm.eps)       # eval: the folded convolution
@@ -111,10 +127,11 @@ def import_onnx(model_path: Path, run: Path, statistics_images: int = STATISTICS
         for hook in hooks:
             hook.remove()
         for k, norm in enumerate(norms):
+            scale = 1.0 / norm.weight.clone()
             mean = outputs[k].mean((0, 2, 3))
             variance = outputs[k].var((0, 2, 3), unbiased=False)
-            norm.bias.add_(mean)
-            norm.weight.copy_(torch.sqrt(variance + norm.eps))
+            norm.bias.add_(mean / scale)
+            norm.weight.copy_(torch.sqrt(variance + norm.eps) / scale)
             norm.running_mean.copy_(mean)
             norm.running_var.copy_(variance)
     check = parity(network, model_path, crops[:16])

@@ -4,7 +4,7 @@
         [--images 8000] [--steps 4000] [--batch 32] [--size 128] [--width 0.5]
         [--loss gnll|l2] [--lr 2e-3] [--head spatial|pool] [--label-range 1.5] [--beta 0]
         [--seed 0] [--init-from build/training/OTHER] [--renders generic|capture|capture-close]
-        [--threads 1] [--workers 1] [--max-minutes M]
+        [--clip-grad 0] [--threads 1] [--workers 1] [--max-minutes M]
 
 The run folder (git-ignored under build/) holds `config.json`, the rendered dataset as
 shards (`data/shard_XXXX.npz`, samples k*shard .. of the stream `--seed`; rendered once,
@@ -32,6 +32,12 @@ edge; about 4 % of the dense320 labels, 0.8 % of the iBUG-68 ones) are dropped f
 loss: a profile's back of the head or a point near the camera plane projects up to 25
 half-crops away, and those few squared errors ruled every batch they fell in; with them
 training stalled at the mean shape (training/README.md, run 5).
+
+`--clip-grad N` clips the gradient's global norm to N (default 0: off, as every run before
+run 33 trained). The GNLL can spike: a landmark predicted with a tiny sigma far from its label
+makes a gradient hundreds of times the usual (run 33 from an imported network: loss -5.9 to
+19,000 in 20 steps at step 340, still +0.4 1,400 steps later); the usual norm is 56-180
+(steps 0-60 of that run), so `--clip-grad 400` touches only the spikes.
 
 Batches: a fresh permutation of the dataset per epoch from (seed, epoch), so a resumed run
 sees the same batches as an uninterrupted one.
@@ -83,6 +89,7 @@ class TrainConfig:
     init_mean: bool = True            # start the positions at the training labels' mean
     init_from: str = ""               # a run folder whose checkpoint weights start this run
     renders: str = "generic"          # synthetic.RENDER_STYLES: the kind of renders
+    clip_grad: float = 0.0            # clip the gradient's global norm to this (0: off)
     seed: int = 0
 
     def __post_init__(self):
@@ -94,6 +101,8 @@ class TrainConfig:
             raise ValueError(f"label_range must be 0 (off) or >= 1, got {self.label_range}")
         if not 0.0 <= self.beta <= 1.0:
             raise ValueError(f"beta must be in [0, 1], got {self.beta}")
+        if self.clip_grad < 0.0:
+            raise ValueError(f"clip_grad must be 0 (off) or positive, got {self.clip_grad}")
         render_style(self.renders, self.size)            # an unknown style is an error
         if self.weights not in ("uniform", "sampling"):
             raise ValueError(f"weights must be 'uniform' or 'sampling', got {self.weights!r}")
@@ -271,6 +280,8 @@ def train(config: TrainConfig, run: Path, images: np.ndarray, landmarks: np.ndar
                                  config.beta)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
+            if config.clip_grad:
+                torch.nn.utils.clip_grad_norm_(network.parameters(), config.clip_grad)
             optimiser.step()
             step += 1
             losses.append((step, loss.item()))
@@ -291,7 +302,7 @@ def train(config: TrainConfig, run: Path, images: np.ndarray, landmarks: np.ndar
 
 #: Config fields added after the first runs, with the values those runs had.
 _OLDER_RUNS = {"head": "pool", "beta": 0.0, "label_range": 0.0, "init_from": "",
-               "renders": "generic"}
+               "renders": "generic", "clip_grad": 0.0}
 
 
 def start_from_run(network: DenseLandmarkNet, config: TrainConfig, run: Path,

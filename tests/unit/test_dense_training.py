@@ -225,6 +225,22 @@ def test_training_steps_reduce_the_loss_resume_and_export(small, tmp_path):
     assert parity(network, half, images[:2])["max_abs_position_px"] < 0.1
 
 
+def test_gradient_clipping_touches_only_gradients_above_its_norm(small, tmp_path):
+    images, landmarks, _ = small.batch(3, 0, 8)
+    config = TrainConfig(landmark_set=LANDMARK_SET, size=small.config.size, width=0.25,
+                         images=8, shard=8, steps=4, batch=8, lr=3e-3, seed=0)
+    torch.set_num_threads(1)
+    losses = {}
+    for clip in (0.0, 1e9, 1e-3):
+        _, result = train(TrainConfig(**{**config.__dict__, "clip_grad": clip}),
+                          tmp_path / f"clip{clip}", images, landmarks)
+        losses[clip] = [loss for _, loss in result.losses]
+    assert losses[1e9] == losses[0.0]                      # never reached: the same run
+    assert losses[1e-3][0] == losses[0.0][0] and losses[1e-3][1:] != losses[0.0][1:]
+    with pytest.raises(ValueError, match="clip_grad"):
+        TrainConfig(clip_grad=-1.0)
+
+
 def test_a_dense703_run_starts_from_a_dense320_backbone(small, tmp_path):
     """The shared landmarks predict exactly what the source predicts; the others start at
     their nearest source landmark's prediction moved by the difference of the mean labels."""
@@ -411,6 +427,13 @@ def test_an_exported_network_imports_back_into_a_run_that_trains_on(small, tmp_p
     path = export_onnx(network, 64, tmp_path / "net16.onnx", LANDMARK_SET, fp16=True)
     record = import_onnx(path, tmp_path / "imported", statistics_images=16)
     assert record["width"] == 0.25 and record["max_difference_to_onnxruntime"] < 1e-4
+    imported = torch.load(tmp_path / "imported" / "checkpoint.pt", weights_only=True)["model"]
+    fresh_network = build_network(config, landmarks.shape[1])
+    for name, weight in fresh_network.state_dict().items():
+        if weight.ndim == 4:        # every channel at a freshly initialised layer's RMS
+            rms = imported[name].pow(2).mean((1, 2, 3)).sqrt()
+            torch.testing.assert_close(rms, rms[:1].expand_as(rms))
+            assert 0.5 < float(rms[0] / weight.pow(2).mean().sqrt()) < 2.0, name
     again = TrainConfig(**{**config.__dict__, "steps": 2,
                            "init_from": str(tmp_path / "imported")})
     _, restarted = train(again, tmp_path / "again", images, landmarks)
