@@ -33,11 +33,13 @@ loss: a profile's back of the head or a point near the camera plane projects up 
 half-crops away, and those few squared errors ruled every batch they fell in; with them
 training stalled at the mean shape (training/README.md, run 5).
 
-`--clip-grad N` clips the gradient's global norm to N (default 0: off, as every run before
-run 33 trained). The GNLL can spike: a landmark predicted with a tiny sigma far from its label
-makes a gradient hundreds of times the usual (run 33 from an imported network: loss -5.9 to
-19,000 in 20 steps at step 340, still +0.4 1,400 steps later); the usual norm is 56-180
-(steps 0-60 of that run), so `--clip-grad 400` touches only the spikes.
+`--clip-grad N` clips the gradient's global norm to N (default 0: off, as every committed
+run trained). A guard against GNLL spikes, not a cure for their cause: fine-tuned from an
+import whose folded weights were 0.01-48,000 times a layer's usual scale (before
+`import_onnx` rescaled them), run 33 went from loss -5.9 to 19,000 in 20 steps; clipped to
+400 (its usual norms were 56-180) the spike reached 19 and the loss was still 0.27 above
+the rescaled import's 1,500 steps later; the rescaled import trained without a spike
+(training/README.md, run 33).
 
 Batches: a fresh permutation of the dataset per epoch from (seed, epoch), so a resumed run
 sees the same batches as an uninterrupted one.
