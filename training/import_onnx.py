@@ -17,8 +17,8 @@ statistics) nearly so. The rescale changes nothing the network computes, only ho
 moves it: folded weights carry gamma / sigma of their BatchNorm, 0.01 to 48,000 times a
 freshly initialised layer's in dense320, and AdamW's steps are the same size for every
 parameter, so a fine-tune at lr 1e-3 from the unscaled import blew up (training/README.md,
-run 33; runs 31-32 were made from imports before this rescale, commit 3e4fe87). fp16 weights are read
-as float32. The folder holds `config.json` (the architecture; the other fields are the
+run 33; runs 31-32 were made from imports before this rescale, commit 3e4fe87). fp16
+weights are read as float32. The folder holds `config.json` (the architecture; the other fields are the
 defaults, not the original run's), `checkpoint.pt` (step 0, no optimiser state) and
 `imported.json` (the source file and its SHA-256).
 """
@@ -101,14 +101,16 @@ def import_onnx(model_path: Path, run: Path, statistics_images: int = STATISTICS
     meta = {p.key: p.value for p in model.metadata_props}
     size, landmark_set = int(meta["input_size"]), meta["landmark_set"]
     convolutions, head_weight, head_bias = onnx_weights(model)
+    torch.manual_seed(STATISTICS_SEED)      # the fresh layers `channel_scales` reads: repeatable
     network = matching_network(convolutions, head_bias.shape[0] // 3, size)
     layers = modules_of(network, torch.nn.Conv2d)
     norms = modules_of(network, torch.nn.BatchNorm2d)
+    scales = [torch.from_numpy(channel_scales(weight, conv.weight))
+              for conv, (weight, _) in zip(layers, convolutions, strict=True)]
     with torch.no_grad():
-        for conv, norm, (weight, bias) in zip(layers, norms, convolutions, strict=True):
-            scale = channel_scales(weight, conv.weight)
-            conv.weight.copy_(torch.from_numpy(weight * scale))
-            norm.weight.copy_(torch.from_numpy(1.0 / scale.ravel()))      # undoes the scale
+        for conv, norm, scale, (weight, bias) in zip(layers, norms, scales, convolutions):
+            conv.weight.copy_(torch.from_numpy(weight) * scale)
+            norm.weight.copy_(1.0 / scale.flatten())                   # undoes the scale
             norm.bias.copy_(torch.from_numpy(bias))
             norm.running_mean.zero_()
             norm.running_var.fill_(1.0 - norm.eps)       # eval: the folded convolution
@@ -126,12 +128,11 @@ def import_onnx(model_path: Path, run: Path, statistics_images: int = STATISTICS
         network(image_tensor(crops))
         for hook in hooks:
             hook.remove()
-        for k, norm in enumerate(norms):
-            scale = 1.0 / norm.weight.clone()
+        for k, (norm, scale) in enumerate(zip(norms, scales)):
             mean = outputs[k].mean((0, 2, 3))
             variance = outputs[k].var((0, 2, 3), unbiased=False)
-            norm.bias.add_(mean / scale)
-            norm.weight.copy_(torch.sqrt(variance + norm.eps) / scale)
+            norm.bias.add_(mean / scale.flatten())
+            norm.weight.copy_(torch.sqrt(variance + norm.eps) / scale.flatten())
             norm.running_mean.copy_(mean)
             norm.running_var.copy_(variance)
     check = parity(network, model_path, crops[:16])
