@@ -13,7 +13,8 @@ rendered in parallel. A sample:
    width, stubble or beard, blotches and freckles, eye colour, scalp hair above a random
    hairline, lipstick, eyeliner or eyeshadow); one directional light with cast shadows and
    a specular highlight, a coloured fill light, ambient light scaled by ambient occlusion,
-   fine image-space skin texture, age lines (`Wrinkles`);
+   fine image-space skin texture, age lines (`Wrinkles`), brows drawn as hair (`BrowHair`,
+   where the config asks for it);
 3. camera: the head at a random distance and off-axis direction from a pinhole camera;
    the crop is placed as the front end places it (`landmarks.dense_network.crop_transform`:
    the eye centres and the mouth centre of the iBUG points at `CROP_LAYOUT`, the one
@@ -120,6 +121,7 @@ class SyntheticConfig:
     skin_lighting_prob: float = 0.0    # `SkinLighting` shading (else Lambert + ambient)
     skin_texture_prob: float = 0.5     # fine multiplicative noise over the head (pores)
     wrinkle_prob: float = 0.35         # age lines on the face (`Wrinkles`)
+    brow_hair_prob: float = 0.0        # brows as hair (`BrowHair`) instead of a flat band
     warp_prob: float = 0.9             # each of `ShapeWarp`'s three components
     chin_stretch: tuple = (-0.2, 0.45)  # the face below the mouth line, relative
     jaw_widening: tuple = (-0.12, 0.22)  # the lower face's width, relative
@@ -167,8 +169,12 @@ class CaptureConditions:
         return replace(config, **changes)
 
 
+#: The third seed of the stream `BrowHair` draws from (with the sample's seed and index).
+BROW_HAIR_STREAM = 7
+
 #: The kinds of renders a run trains on (`training.train --renders`): SyntheticConfig fields
-#: over the defaults. "capture" and "capture-close" are runs 31 and 32 (training/README).
+#: over the defaults. "capture" and "capture-close" are runs 31 and 32 (training/README);
+#: "capture-brows" is "capture-close" with most brows drawn as hair (`BrowHair`).
 RENDER_STYLES = {
     "generic": {},
     "capture": {"capture": CaptureConditions()},
@@ -176,6 +182,7 @@ RENDER_STYLES = {
         wide_every=8, yaw_std=14.0, pitch_std=8.0, roll_std=6.0, neutral_prob=0.25,
         combination_rate=0.1, soft_key_prob=0.85, white_balance=0.12)},
 }
+RENDER_STYLES["capture-brows"] = {**RENDER_STYLES["capture-close"], "brow_hair_prob": 0.85}
 
 
 def render_style(name: str, size: int) -> SyntheticConfig:
@@ -344,9 +351,11 @@ class AlbedoSampler:
         self.hairline_position = np.clip((z - low) / (high - low), 0.0, 1.0)
 
     def __call__(self, rng: np.random.Generator, hair_prob: float = 0.0,
-                 lipstick_prob: float = 0.0, eye_makeup_prob: float = 0.0) -> Appearance:
+                 lipstick_prob: float = 0.0, eye_makeup_prob: float = 0.0,
+                 painted_brows: bool = True) -> Appearance:
         """One sample's appearance; scalp hair, lipstick and eye make-up with the given
-        probabilities."""
+        probabilities; without `painted_brows` the brows are skin (`BrowHair` draws them;
+        the same draws either way)."""
         tone = _palette(rng, SKIN_TONES)
         hair = _palette(rng, HAIR_COLOURS)
         colours = {
@@ -362,6 +371,8 @@ class AlbedoSampler:
             "pupil": np.full(3, rng.uniform(0.01, 0.05)),
             "lashes": hair * 0.5,
         }
+        if not painted_brows:
+            colours["brows"] = tone
         albedo = self.mix @ np.stack([np.asarray(colours[s], dtype=np.float64) for s in self.SLOTS])
         # Blotches: a few smooth bumps of darker/redder or lighter skin.
         variation = np.ones((len(albedo), 3))
@@ -377,7 +388,9 @@ class AlbedoSampler:
         if rng.uniform() < 0.6:  # brows of another width and darkness
             brows = (band_weight(np.abs(self.brow_distance), rng.uniform(0.2, 0.6))
                      * rng.uniform(0.5, 1.0))
-            albedo = _paint(albedo, brows, hair * rng.uniform(0.4, 1.1))
+            shade = rng.uniform(0.4, 1.1)
+            if painted_brows:
+                albedo = _paint(albedo, brows, hair * shade)
         if rng.uniform() < eye_makeup_prob:  # eyeliner (narrow, dark) or eyeshadow (wide)
             half = rng.uniform(0.04, 0.25)    # a band above the lid margin
             liner = band_weight(np.abs(self.lid_distance - half), half) * rng.uniform(0.4, 0.9)
@@ -671,6 +684,17 @@ def add_skin_texture(rng: np.random.Generator, image: np.ndarray, head: np.ndarr
     image[head] = np.clip(image[head] * factor[head][:, None], 0, 255).astype(np.uint8)
 
 
+def skin_coordinates(buffers: RasterBuffers, skin: np.ndarray, neutral_xy: np.ndarray,
+                     triangles: np.ndarray, focal: float) -> tuple:
+    """The skin pixels skin (S, S) bool of the render buffers as (rows (n,), cols (n,),
+    their points on the neutral face's x-y plane (n, 2) cm, image px per cm there (n,)):
+    where paint placed on the neutral face (`Wrinkles`, `BrowHair`) lands in the image."""
+    rows, cols = np.nonzero(skin)
+    corners = neutral_xy[triangles[buffers.triangle_id[rows, cols]]]
+    points = np.einsum("nc,nci->ni", buffers.barycentric[rows, cols], corners)
+    return rows, cols, points, focal / buffers.depth[rows, cols]
+
+
 class Wrinkles:
     """Age lines painted over the render's skin pixels, placed on the neutral face so they
     move with the skin: forehead lines, frown lines between the brows, nasolabial folds,
@@ -736,18 +760,83 @@ class Wrinkles:
               skin: np.ndarray, focal: float) -> None:
         """Darken image (S, S, 3) uint8 in place along one face's lines, on the skin pixels
         skin (S, S) bool of the render buffers (triangle ids into FaceModel.triangles)."""
-        rows, cols = np.nonzero(skin)
+        rows, cols, points, px_per_cm = skin_coordinates(buffers, skin, self.neutral_xy,
+                                                         self.triangles, focal)
         if len(rows) == 0:
             return
-        corners = self.neutral_xy[self.triangles[buffers.triangle_id[rows, cols]]]
-        points = np.einsum("nc,nci->ni", buffers.barycentric[rows, cols], corners)   # (n, 2)
-        px_per_cm = focal / buffers.depth[rows, cols]
         factor = np.ones(len(rows))
         for polyline, darkness, width in self.lines(rng):
             distance = nearest_on_polyline(points, polyline)[0] * px_per_cm
             sigma = np.maximum(width * px_per_cm, self.MIN_WIDTH_PX)
             factor *= 1.0 - darkness * np.exp(-0.5 * (distance / sigma) ** 2)
         image[rows, cols] = np.clip(image[rows, cols] * factor[:, None], 0, 255).astype(np.uint8)
+
+
+class BrowHair:
+    """Eyebrows drawn as hair over the render's face-skin pixels, in place of the albedo's
+    flat band (`AlbedoSampler` painted_brows=False): along each iBUG brow polyline and
+    centred on it (where the labels put the brow), thick at the head (the inner end) and
+    tapering to the tail, with soft, ragged edges and strands along the brow (a noise
+    texture in the brow's own coordinates, so it moves with the skin), darkening the
+    shaded pixels towards the hair colour. Approximate (chosen by eye on renders): painted,
+    not modelled; no hair volume over the skin."""
+
+    MIN_FEATHER_PX = 0.5
+    #: the strand texture: cells per cm, and its extent along / across a brow (cm)
+    CELLS_PER_CM = 16
+    ALONG_CM, ACROSS_CM = (-1.0, 7.0), (-1.2, 1.2)
+
+    def __init__(self, model: FaceModel):
+        neutral = model.neutral.astype(np.float64)
+        self.neutral_xy = neutral[:, :2]
+        self.triangles = model.triangles
+        ibug = neutral[ibug_vertices(model), :2]
+        middle = ibug[27:31, 0].mean()
+        self.polylines = []                 # (5, 2) each, from the inner end outwards
+        for ids in BROW_POLYLINES:
+            line = ibug[list(ids)]
+            self.polylines.append(line if abs(line[0, 0] - middle) < abs(line[-1, 0] - middle)
+                                  else line[::-1])
+
+    def strands(self, rng: np.random.Generator) -> np.ndarray:
+        """(across, along) cells in [0, 1]: noise streaked along the brow."""
+        cells = [int((high - low) * self.CELLS_PER_CM) for low, high in (self.ACROSS_CM,
+                                                                         self.ALONG_CM)]
+        noise = cv2.GaussianBlur(rng.normal(0, 1, cells).astype(np.float32), (0, 0),
+                                 sigmaX=rng.uniform(2.0, 5.0), sigmaY=0.6)
+        return 1.0 / (1.0 + np.exp(-3.0 * noise / max(float(noise.std()), 1e-6)))
+
+    def paint(self, rng: np.random.Generator, image: np.ndarray, buffers: RasterBuffers,
+              skin: np.ndarray, focal: float, colour_ratio: np.ndarray) -> None:
+        """Darken image (S, S, 3) uint8 in place over the brows, on the skin pixels skin
+        (S, S) bool of the render buffers; colour_ratio (3,) in the image's channel order:
+        the brow hair's colour over the skin's (the shaded pixel is multiplied by it where
+        the hair is dense and opaque)."""
+        rows, cols, points, px_per_cm = skin_coordinates(buffers, skin, self.neutral_xy,
+                                                         self.triangles, focal)
+        if len(rows) == 0:
+            return
+        head, tail = rng.uniform(0.22, 0.5), rng.uniform(0.05, 0.22)
+        taper = rng.uniform(0.7, 2.5)
+        feather = np.maximum(rng.uniform(0.04, 0.2), self.MIN_FEATHER_PX / px_per_cm)
+        sparseness, slant = rng.uniform(0.0, 0.8), rng.uniform(0.0, 1.2)
+        opacity = rng.uniform(0.35, 0.95)
+        strands = self.strands(rng)
+        density = np.zeros(len(rows))
+        for polyline in self.polylines:
+            distance, foot, along = nearest_on_polyline(points, polyline)
+            t = along / np.linalg.norm(np.diff(polyline, axis=0), axis=1).sum()   # 0 head, 1 tail
+            across = np.where(points[:, 1] >= foot[:, 1], distance, -distance)
+            half = head + (tail - head) * t ** taper
+            band = np.clip((half - distance) / feather + 0.5, 0.0, 1.0)
+            # strands rise towards the head of the brow: the texture read along a slant there
+            u = ((along - slant * across * (1.0 - t) - self.ALONG_CM[0])
+                 * self.CELLS_PER_CM).astype(int)
+            v = ((across - self.ACROSS_CM[0]) * self.CELLS_PER_CM).astype(int)
+            hair = strands[np.clip(v, 0, strands.shape[0] - 1), np.clip(u, 0, strands.shape[1] - 1)]
+            density = np.maximum(density, band * (1.0 - sparseness * hair))
+        factor = 1.0 - opacity * density[:, None] * (1.0 - np.asarray(colour_ratio)[None])
+        image[rows, cols] = np.clip(image[rows, cols] * factor, 0, 255).astype(np.uint8)
 
 
 def draw_hair_volume(rng: np.random.Generator, image: np.ndarray, scalp: np.ndarray,
@@ -914,6 +1003,10 @@ class SyntheticRenderer:
         self.part = np.append(material, -1)            # triangle -> part; -1 background
         self.face_part = model.material_names.index("M_Face")
         self.wrinkles = Wrinkles(model)
+        self.brow_hair = BrowHair(model)
+        # the skin just around the brows, whose colour the brow hair darkens from
+        brow_distance = np.abs(self.albedo.brow_distance)
+        self.brow_skin_ids = np.nonzero((brow_distance > 0.8) & (brow_distance < 1.5))[0]
         self.warp = ShapeWarp(model)
         neutral = model.neutral.astype(np.float64)
         skin = np.arange(PARTS["face"][0], PARTS["head_neck"][1] + 1)
@@ -972,8 +1065,13 @@ class SyntheticRenderer:
             background = footage_background(rng, self.footage, config.size)
         else:
             background = texture_background(rng, config.size)
+        # brows as hair: drawn from a stream of their own, so a config without them draws
+        # every sample as before
+        brow_rng = (np.random.default_rng([seed, index, BROW_HAIR_STREAM])
+                    if config.brow_hair_prob > 0.0 else None)
+        brow_hair = brow_rng is not None and brow_rng.uniform() < config.brow_hair_prob
         appearance = self.albedo(rng, config.hair_prob, config.lipstick_prob,
-                                 config.eye_makeup_prob)
+                                 config.eye_makeup_prob, painted_brows=not brow_hair)
         if appearance.hair.max() > 0.5 and rng.uniform() < config.hair_volume_prob:
             pixels = project(vertices, camera)
             draw_hair_volume(rng, background, pixels[appearance.hair > 0.5],
@@ -1005,9 +1103,14 @@ class SyntheticRenderer:
             draw_beard_volume(rng, image, project(vertices[appearance.beard > 0.5], camera),
                               points[48:60].mean(0), down, eye_distance, appearance.beard_colour,
                               self.below_jaw[render.buffers.triangle_id])
+        skin = self.part[render.buffers.triangle_id] == self.face_part
         if rng.uniform() < config.wrinkle_prob:
-            skin = self.part[render.buffers.triangle_id] == self.face_part
             self.wrinkles.paint(rng, image, render.buffers, skin, camera.focal)
+        if brow_hair:
+            hair = appearance.hair_colour * brow_rng.uniform(0.35, 1.0)
+            skin_colour = appearance.albedo[self.brow_skin_ids].mean(0)
+            ratio = np.clip(hair / np.maximum(skin_colour, 1e-3), 0.03, 1.0)[::-1]  # BGR
+            self.brow_hair.paint(brow_rng, image, render.buffers, skin, camera.focal, ratio)
         occluded = draw_occluders(rng, image, eyes, config)
         if rng.uniform() < config.clothing_prob:
             body_rotation, body_translation = _rigid_transform(self.neck_base,

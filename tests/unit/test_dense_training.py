@@ -1,6 +1,8 @@
 """Smoke test of the dense landmark training stack: synthetic labels against the model,
 a few training steps with the loss falling, resume, and an ONNX round trip."""
 
+from dataclasses import replace
+
 import cv2
 import numpy as np
 import pytest
@@ -13,7 +15,8 @@ from densecap.training.export import export_onnx, parity  # noqa: E402
 from densecap.landmarks.dense_network import (CROP_LAYOUT, LEFT_EYE_IDS,  # noqa: E402
                                               RIGHT_EYE_IDS, decode, to_normalised)
 from densecap.training.network import DenseLandmarkNet, gnll_loss, l2_loss, widen  # noqa: E402
-from densecap.training.render import PinholeCamera, model_to_camera, render_head  # noqa: E402
+from densecap.training.render import (PinholeCamera, model_to_camera,  # noqa: E402
+                                      nearest_on_polyline, render_head)
 from densecap.tools.build_assets import PARTS  # noqa: E402
 from densecap.training.import_onnx import import_onnx  # noqa: E402
 from densecap.training.synthetic import (RENDER_STYLES, CaptureConditions,  # noqa: E402
@@ -163,6 +166,63 @@ def test_wrinkles_darken_the_face_skin_only(face_model, renderer):
         changed = (image != render.image).any(2)
         assert changed.sum() > 50 and not changed[~skin].any()
         assert (image.astype(int) <= render.image).all()
+
+
+def test_brow_hair_darkens_the_face_skin_around_the_brows_only(face_model, renderer):
+    """Brows drawn as hair darken face-skin pixels within a brow's width of the brow
+    polylines (none under the eyes or up the forehead), the head of a brow wider than its
+    tail."""
+    brows = renderer.brow_hair
+    neutral = face_model.neutral.astype(np.float64)
+    camera = PinholeCamera.centred(1000.0, 256)
+    render = render_head(renderer.scene, model_to_camera(neutral, translation=[0, 3, 60.0]),
+                         camera)
+    skin = renderer.part[render.buffers.triangle_id] == renderer.face_part
+    image = render.image.copy()
+    brows.paint(np.random.default_rng(5), image, render.buffers, skin, camera.focal,
+                np.array([0.2, 0.2, 0.2]))
+    changed = (image != render.image).any(2)
+    assert changed.sum() > 100 and not changed[~skin].any()
+    assert (image.astype(int) <= render.image).all()
+    rows, cols = np.nonzero(changed)
+    corners = brows.neutral_xy[brows.triangles[render.buffers.triangle_id[rows, cols]]]
+    points = np.einsum("nc,nci->ni", render.buffers.barycentric[rows, cols], corners)
+    distance = np.min([nearest_on_polyline(points, line)[0] for line in brows.polylines], 0)
+    assert distance.max() < 0.5 + 0.2 + 0.05          # the widest head plus the feather
+    for line in brows.polylines:                     # the head (inner end) is the wider
+        dark = (render.image.astype(int) - image).sum(2)
+        head, tail = (np.linalg.norm(points - line[end], axis=1) < 0.4 for end in (0, -1))
+        assert dark[rows[head], cols[head]].mean() > dark[rows[tail], cols[tail]].mean()
+
+
+def test_brow_hair_replaces_the_painted_brows_and_leaves_other_styles_as_they_were(
+        face_model, renderer):
+    """With brow_hair_prob 1 the albedo's brows are skin and the image differs around the
+    brows; with 0 (every style before capture-brows) the draws are the same as ever."""
+    streams = np.random.default_rng(2), np.random.default_rng(2)
+    painted = renderer.albedo(streams[0])
+    bare = renderer.albedo(streams[1], painted_brows=False)
+    assert streams[0].uniform() == streams[1].uniform()       # the same draws either way
+    distance = renderer.albedo.brow_distance
+    brow, off_face = np.abs(distance) < 0.2, ~np.isfinite(distance)
+    assert np.abs(painted.albedo[brow] - bare.albedo[brow]).max() > 0.05
+    np.testing.assert_array_equal(painted.albedo[off_face], bare.albedo[off_face])
+    style = render_style("capture-brows", 64)
+    assert style.brow_hair_prob > 0 and render_style("capture-close", 64).brow_hair_prob == 0
+    with_hair = renderer.with_config(replace(style, brow_hair_prob=1.0))
+    without = renderer.with_config(replace(style, brow_hair_prob=0.0))
+    a, b = with_hair.sample(0, 0), without.sample(0, 0)
+    np.testing.assert_array_equal(a.landmarks, b.landmarks)
+    assert (a.image != b.image).any()
+
+
+def test_nearest_on_polyline_gives_the_arc_length_of_the_foot():
+    line = np.array([[0.0, 0.0], [2.0, 0.0], [2.0, 3.0]])
+    distance, foot, along = nearest_on_polyline(np.array([[1.0, 0.5], [3.0, 2.0], [-1.0, 0.0]]),
+                                                line)
+    np.testing.assert_allclose(distance, [0.5, 1.0, 1.0])
+    np.testing.assert_allclose(foot, [[1.0, 0.0], [2.0, 2.0], [0.0, 0.0]])
+    np.testing.assert_allclose(along, [1.0, 4.0, 0.0])
 
 
 def test_gnll_optimum_and_l2():

@@ -456,7 +456,7 @@ def polyline_distance(model: FaceModel, polylines=BROW_POLYLINES) -> np.ndarray:
     face = _part("face")
     ibug = ibug_vertices(model)
     points = neutral[face, :2]
-    distance, nearest = map(np.stack, zip(*(
+    distance, nearest, _ = map(np.stack, zip(*(
         nearest_on_polyline(points, neutral[ibug[list(ids)], :2]) for ids in polylines)))
     which = np.argmin(distance, axis=0)
     rows = np.arange(len(points))
@@ -473,9 +473,9 @@ def band_weight(distance: np.ndarray, half_width: float) -> np.ndarray:
 
 
 def nearest_on_polyline(points: np.ndarray, polyline: np.ndarray
-                        ) -> tuple[np.ndarray, np.ndarray]:
-    """Distance (n,) of 2D points (n, 2) to an open polyline (m, 2) and the nearest point
-    on it (n, 2)."""
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distance (n,) of 2D points (n, 2) to an open polyline (m, 2), the nearest point on
+    it (n, 2) and that point's arc length from the polyline's start (n,)."""
     a, b = polyline[:-1], polyline[1:]
     d = b - a
     t = np.clip(((points[:, None] - a) * d).sum(-1) / (d * d).sum(-1), 0.0, 1.0)
@@ -483,4 +483,7 @@ def nearest_on_polyline(points: np.ndarray, polyline: np.ndarray
     distance = np.linalg.norm(points[:, None] - foot, axis=-1)
     segment = distance.argmin(1)
     rows = np.arange(len(points))
-    return distance[rows, segment], foot[rows, segment]
+    lengths = np.linalg.norm(d, axis=1)
+    start = np.concatenate([[0.0], np.cumsum(lengths)[:-1]])
+    along = start[segment] + t[rows, segment] * lengths[segment]
+    return distance[rows, segment], foot[rows, segment], along
