@@ -66,7 +66,7 @@ from densecap.training.export import export_onnx  # noqa: E402
 from densecap.training.synthetic import (SyntheticConfig, SyntheticRenderer,  # noqa: E402
                                          load_footage_frames)
 from densecap.training.train import (HELD_OUT_OFFSET, load_network, load_shards,  # noqa: E402
-                                     predict)
+                                     predict, run_config)
 
 #: 2D isotropic Gaussian: P(|d| <= k sigma) = 1 - exp(-k^2 / 2).
 GAUSSIAN_WITHIN = {1: 1 - np.exp(-0.5), 2: 1 - np.exp(-2.0)}
@@ -244,6 +244,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     config, _, _ = load_network(args.run[0])
+    sizes = {str(run): run_config(run).size for run in args.run}
+    if len(set(sizes.values())) > 1:
+        raise SystemExit(f"the runs' crop sizes differ ({sizes}): they are read on one set of "
+                         "held-out crops; bench them one command each")
     renderer = SyntheticRenderer(load_face_model(), config.landmark_set,
                                  SyntheticConfig(size=config.size), load_footage_frames())
     images, labels, visible = renderer.batch(config.seed + HELD_OUT_OFFSET, 0, args.held_out)
