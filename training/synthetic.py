@@ -797,6 +797,8 @@ class BrowHair:
             line = ibug[list(ids)]
             self.polylines.append(line if abs(line[0, 0] - middle) < abs(line[-1, 0] - middle)
                                   else line[::-1])
+        self.lengths = [float(np.linalg.norm(np.diff(line, axis=0), axis=1).sum())
+                        for line in self.polylines]                      # cm
 
     def strands(self, rng: np.random.Generator) -> np.ndarray:
         """(across, along) cells in [0, 1]: noise streaked along the brow."""
@@ -823,9 +825,9 @@ class BrowHair:
         opacity = rng.uniform(0.35, 0.95)
         strands = self.strands(rng)
         density = np.zeros(len(rows))
-        for polyline in self.polylines:
+        for polyline, length in zip(self.polylines, self.lengths):
             distance, foot, along = nearest_on_polyline(points, polyline)
-            t = along / np.linalg.norm(np.diff(polyline, axis=0), axis=1).sum()   # 0 head, 1 tail
+            t = along / length                                          # 0 head, 1 tail
             across = np.where(points[:, 1] >= foot[:, 1], distance, -distance)
             half = head + (tail - head) * t ** taper
             band = np.clip((half - distance) / feather + 0.5, 0.0, 1.0)

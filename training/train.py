@@ -4,7 +4,8 @@
         [--images 8000] [--steps 4000] [--batch 32] [--size 128] [--width 0.5]
         [--loss gnll|l2] [--lr 2e-3] [--head spatial|pool] [--label-range 1.5] [--beta 0]
         [--seed 0] [--init-from build/training/OTHER]
-        [--renders generic|capture|capture-close|capture-brows] [--clip-grad 0] [--threads 1] [--workers 1] [--max-minutes M]
+        [--renders generic|capture|capture-close|capture-brows] [--clip-grad 0]
+        [--threads 1] [--workers 1] [--max-minutes M]
 
 The run folder (git-ignored under build/) holds `config.json`, the rendered dataset as
 shards (`data/shard_XXXX.npz`, samples k*shard .. of the stream `--seed`; rendered once,

@@ -21,7 +21,7 @@ from densecap.tools.build_assets import PARTS  # noqa: E402
 from densecap.training.import_onnx import import_onnx  # noqa: E402
 from densecap.training.synthetic import (RENDER_STYLES, CaptureConditions,  # noqa: E402
                                          SyntheticConfig, SyntheticRenderer, _rigid_transform,
-                                         render_style, torso_outline)
+                                         render_style, skin_coordinates, torso_outline)
 from densecap.training.train import (TrainConfig, batch_indices, build_network,  # noqa: E402
                                      label_mask, nearest_landmarks, resample_spatial_head,
                                      start_from_run, train)
@@ -184,13 +184,12 @@ def test_brow_hair_darkens_the_face_skin_around_the_brows_only(face_model, rende
     changed = (image != render.image).any(2)
     assert changed.sum() > 100 and not changed[~skin].any()
     assert (image.astype(int) <= render.image).all()
-    rows, cols = np.nonzero(changed)
-    corners = brows.neutral_xy[brows.triangles[render.buffers.triangle_id[rows, cols]]]
-    points = np.einsum("nc,nci->ni", render.buffers.barycentric[rows, cols], corners)
+    rows, cols, points, _ = skin_coordinates(render.buffers, changed, brows.neutral_xy,
+                                             brows.triangles, camera.focal)
     distance = np.min([nearest_on_polyline(points, line)[0] for line in brows.polylines], 0)
     assert distance.max() < 0.5 + 0.2 + 0.05          # the widest head plus the feather
+    dark = (render.image.astype(int) - image).sum(2)
     for line in brows.polylines:                     # the head (inner end) is the wider
-        dark = (render.image.astype(int) - image).sum(2)
         head, tail = (np.linalg.norm(points - line[end], axis=1) < 0.4 for end in (0, -1))
         assert dark[rows[head], cols[head]].mean() > dark[rows[tail], cols[tail]].mean()
 
