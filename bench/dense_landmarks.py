@@ -60,7 +60,7 @@ from densecap.bench.landmarks_devset import (dense_front_end, load_labels, score
                                              track_images)
 from densecap.landmarks.dense_network import NUM_IBUG, crop_transform, decode  # noqa: E402
 from densecap.landmarks.onnx_models import load_session  # noqa: E402
-from densecap.landmarks.roi import crop  # noqa: E402
+from densecap.landmarks.roi import CropLayout, crop  # noqa: E402
 from densecap.solver import load_face_model  # noqa: E402
 from densecap.training.export import export_onnx  # noqa: E402
 from densecap.training.synthetic import (SyntheticConfig, SyntheticRenderer,  # noqa: E402
@@ -160,10 +160,11 @@ def load_devset(folder: Path, limit: int | None) -> Devset:
                   [cv2.imread(str(folder / "images" / name), cv2.IMREAD_COLOR) for name in names])
 
 
-def oracle_roi_nme(network, size: int, devset: Devset) -> dict:
-    """68-point NME of the network alone on oracle crops (see the docstring)."""
+def oracle_roi_nme(network, size: int, layout: CropLayout, devset: Devset) -> dict:
+    """68-point NME of the network alone on oracle crops (see the docstring) of side `size`
+    at the network's `layout`."""
     labels = np.stack([devset.labels[name] for name in devset.names])
-    rois = [crop_transform(points, size) for points in labels]
+    rois = [crop_transform(points, size, layout=layout) for points in labels]
     crops = np.stack([crop(image, roi) for image, roi in zip(devset.images, rois)])
     mu, _ = decode(predict(network, crops)[:, :NUM_IBUG], size)
     mu = np.stack([roi.to_image(m) for roi, m in zip(rois, mu)])
@@ -220,7 +221,7 @@ def evaluate_run(run: Path, images, labels, visible, repeat: int,
         result["nme_ibug68_mean_shape_reference"] = nme(mean[:, :68], labels[:, :68])
     for fp16 in (False, True):
         path = export_onnx(network, config.size, run / f"model{'_fp16' if fp16 else ''}.onnx",
-                           config.landmark_set, fp16)
+                           config.landmark_set, fp16, config.layout())
         key = "fp16_weights" if fp16 else "fp32"
         result[f"latency_ms_{key}"] = latency_ms(path, config.size, repeat)
         result[f"onnx_bytes_{key}"] = path.stat().st_size
@@ -229,7 +230,7 @@ def evaluate_run(run: Path, images, labels, visible, repeat: int,
                             "tracked_augmented_crops": tracked_nme(devset, run / "model.onnx",
                                                                    augment_crops=True),
                             "network_alone_oracle_roi_ibug68":
-                                oracle_roi_nme(network, config.size, devset)}
+                                oracle_roi_nme(network, config.size, config.layout(), devset)}
     return result
 
 
@@ -244,12 +245,13 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     config, _, _ = load_network(args.run[0])
-    sizes = {str(run): run_config(run).size for run in args.run}
-    if len(set(sizes.values())) > 1:
-        raise SystemExit(f"the runs' crop sizes differ ({sizes}): they are read on one set of "
-                         "held-out crops; bench them one command each")
+    crops = {str(run): (run_config(run).size, run_config(run).crop_zoom) for run in args.run}
+    if len(set(crops.values())) > 1:
+        raise SystemExit(f"the runs' crops differ (size, zoom: {crops}): they are read on one "
+                         "set of held-out crops; bench them one command each")
     renderer = SyntheticRenderer(load_face_model(), config.landmark_set,
-                                 SyntheticConfig(size=config.size), load_footage_frames())
+                                 SyntheticConfig(size=config.size, crop_zoom=config.crop_zoom),
+                                 load_footage_frames())
     images, labels, visible = renderer.batch(config.seed + HELD_OUT_OFFSET, 0, args.held_out)
     labels = labels.astype(np.float64)
     devset = load_devset(args.devset, args.devset_limit) if args.devset else None

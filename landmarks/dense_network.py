@@ -6,10 +6,12 @@ loss) sees an upright face crop and predicts, per landmark of a dense set (`dens
 over the S px crop, and log sigma in the same normalised units. This module owns what
 training and run time must agree on, and nothing of torch:
 
-- the crop geometry: `CROP_LAYOUT` (where the eye and mouth centres sit in the crop) and
-  the iBUG indices whose means are those centres (`RIGHT_EYE_IDS`, `LEFT_EYE_IDS`,
-  `MOUTH_IDS`; the first 68 landmarks of every dense set are iBUG-68). `training/synthetic.py`
-  places its renders with these, the tracker places its crops with them;
+- the crop geometry: `CROP_LAYOUT` (where the eye and mouth centres sit in the crop; a run
+  may train with the face zoomed from it, and the export stores the layout, which the front
+  end then crops at: `DenseLandmarks.layout`) and the iBUG indices whose means are those
+  centres (`RIGHT_EYE_IDS`, `LEFT_EYE_IDS`, `MOUTH_IDS`; the first 68 landmarks of every
+  dense set are iBUG-68). `training/synthetic.py` places its renders with these, the
+  tracker places its crops with them (`crop_transform`);
 - the output coding: `to_normalised` (labels, training) and `decode` (outputs, both);
 - `DenseLandmarks`: an ONNX file -> mu (L, 2) and sigma (L,) in image pixels for the face a
   `roi.RoiTransform` frames. sigma is the network's own, exp(log sigma) scaled to pixels,
@@ -72,16 +74,18 @@ def _check_set(landmark_set: str) -> None:
                             f"{', '.join(LANDMARK_SETS)})")
 
 
-def crop_transform(points: np.ndarray, size: int, use_mouth: bool = True) -> RoiTransform:
+def crop_transform(points: np.ndarray, size: int, use_mouth: bool = True,
+                   layout: CropLayout = CROP_LAYOUT) -> RoiTransform:
     """The crop a dense network sees of the face whose iBUG-68 points are `points`.
 
     points : (L >= 68, 2) image pixels, iBUG-68 first (a dense set's landmarks, or labels);
     size : crop side in px; use_mouth : place the mouth centre too (least squares with the
-    eyes), else the eyes exactly. Training renders its crops with this, the tracker follows
-    the face with it (`roi.RoiTracker` with the same ids and layout).
+    eyes), else the eyes exactly; layout : the network's (`DenseLandmarks.layout`; training:
+    `CROP_LAYOUT` zoomed by the run's `crop_zoom`). Training renders its crops with this, the
+    tracker follows the face with it (`roi.RoiTracker` with the same ids and layout).
     """
     return transform_from_landmarks(points, RIGHT_EYE_IDS, LEFT_EYE_IDS, size,
-                                    MOUTH_IDS if use_mouth else None, CROP_LAYOUT)
+                                    MOUTH_IDS if use_mouth else None, layout)
 
 
 def to_normalised(points, size: int):
@@ -110,7 +114,8 @@ class DenseLandmarks:
     threads : onnxruntime intra-op threads (1: single-threaded)
     landmark_set : expected set (None: whatever the file says it predicts)
 
-    Attributes: `landmark_set`, `size` (crop side in px), `num_landmarks`.
+    Attributes: `landmark_set`, `size` (crop side in px), `num_landmarks`, `layout` (the
+    `CropLayout` it was trained on: where its crops must put the face).
     """
 
     def __init__(self, path: Path | str, threads: int = 1, landmark_set: str | None = None):
@@ -135,10 +140,9 @@ class DenseLandmarks:
         if landmark_set is not None and self.landmark_set != landmark_set:
             raise LandmarkError(f"{path} predicts {self.landmark_set!r}, not {landmark_set!r}")
         _check_set(self.landmark_set)
-        if not np.allclose([layout.eye_distance, layout.eye_y, layout.mouth_y],
-                           [CROP_LAYOUT.eye_distance, CROP_LAYOUT.eye_y, CROP_LAYOUT.mouth_y]):
-            raise LandmarkError(f"{path} was trained on crops laid out as {layout}, the front "
-                                f"end crops as {CROP_LAYOUT}: export it again from a current run")
+        if not (0.0 < layout.eye_distance < 1.0 and 0.0 < layout.eye_y < layout.mouth_y < 1.0):
+            raise LandmarkError(f"{path} has a crop layout with the face off its crop: {layout}")
+        self.layout = layout
         inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
         self._input = inputs[0].name
         self.num_landmarks = int(outputs[0].shape[1])
@@ -196,7 +200,7 @@ class DenseLandmarks:
     def __call__(self, image_bgr: np.ndarray, roi: RoiTransform,
                  mirror: np.ndarray | None = None, zooms: tuple[float, ...] = (1.0,)
                  ) -> tuple[np.ndarray, np.ndarray]:
-        """Landmarks of the face `roi` frames (an image -> `size` px crop at CROP_LAYOUT);
+        """Landmarks of the face `roi` frames (an image -> `size` px crop at `layout`);
         mirror : as `in_crop`; zooms : the network reads one crop per zoom, `roi` scaled
         about the crop centre by that factor (> 1: the face larger in the crop), and mu and
         sigma are the means over the crops in image pixels (test-time augmentation: offline

@@ -51,6 +51,13 @@ class CropLayout:
                                 [0.5 + half, self.eye_y],
                                 [0.5, self.mouth_y]])
 
+    def zoomed(self, zoom: float) -> "CropLayout":
+        """This layout with the face `zoom` times larger about the crop's centre."""
+        if zoom <= 0.0:
+            raise LandmarkError(f"a crop zoom must be positive, got {zoom}")
+        return CropLayout(self.eye_distance * zoom, 0.5 + (self.eye_y - 0.5) * zoom,
+                          0.5 + (self.mouth_y - 0.5) * zoom)
+
 
 @dataclass(frozen=True)
 class RoiTransform:

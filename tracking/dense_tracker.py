@@ -9,8 +9,9 @@ Per frame:
    iBUG eye and mouth centres on that crop (the detector's keypoints are not the iBUG
    centres the network was trained to be cropped around); otherwise from the previous
    frame's fitted landmarks (the model's projection: steadier than the raw network output);
-   always upright at `dense_network.CROP_LAYOUT` (`crop_transform`, the definition training
-   renders with);
+   always upright at the network's own layout (`DenseLandmarks.layout`: the
+   `dense_network.CROP_LAYOUT` its run trained on, maybe zoomed; `crop_transform`, the
+   definition training renders with);
 2. the network: mu (L, 2) and sigma = exp(log sigma) (L,) mapped to image pixels, fed to the
    fitter unchanged (no hand-made sigma model);
 3. with `augment_crops` (offline mode's front end) the network also sees each crop flipped
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..landmarks.dense_network import (AUGMENTED_ZOOMS, CROP_LAYOUT, LEFT_EYE_IDS, MOUTH_IDS,
+from ..landmarks.dense_network import (AUGMENTED_ZOOMS, LEFT_EYE_IDS, MOUTH_IDS,
                                        NUM_IBUG, RIGHT_EYE_IDS, DenseLandmarks, crop_transform)
 from ..landmarks.roi import RoiTracker
 from ..solver.face_model import FaceModel
@@ -45,8 +46,10 @@ from .pipeline import FrameResult
 #: 0.006-0.032 (median 0.010), grey 0.37, noise 0.10-0.13; for run 10: devset faces
 #: 0.006-0.031 (median 0.011), grey 0.27, noise 0.08-0.12; for run 23 (devset faces in crops
 #: placed from their labels): 0.006-0.033 (median 0.010), grey 0.52, noise 0.16-0.30; for
-#: run 32 (the same way): 0.006-0.024 (median 0.009), grey 0.73, noise 0.10-0.26; for run 34
-#: (the committed dense320 now): 0.006-0.023 (median 0.009), grey 0.91, noise 0.17-0.28; for
+#: run 32 (the same way): 0.006-0.024 (median 0.009), grey 0.73, noise 0.10-0.26; for run 34:
+#: 0.006-0.023 (median 0.009), grey 0.91, noise 0.17-0.28; for run 40 (the committed
+#: dense320 now, its crops zoomed 1.1): 0.006-0.022 (median 0.010), grey 0.76, noise
+#: 0.32-0.49; for
 #: dense703 run 25: devset faces 0.007-0.026 (median 0.010), grey 0.72, noise 0.13-0.28; for
 #: run 35: 0.006-0.021 (median 0.010), grey 0.50, noise 0.21-0.29; for run 36 (the committed
 #: dense703 now): 0.006-0.021 (median 0.009), grey 0.64, noise 0.33-0.50. A network trained
@@ -74,7 +77,7 @@ class DenseFitTracker(LandmarkFitTracker):
         self._zooms = AUGMENTED_ZOOMS if augment_crops else (1.0,)
         self._networks = networks or Networks(face_mesh=False)
         self._roi = RoiTracker(self._networks.detect, network.size, RIGHT_EYE_IDS,
-                               LEFT_EYE_IDS, MOUTH_IDS, face_index, CROP_LAYOUT)
+                               LEFT_EYE_IDS, MOUTH_IDS, face_index, network.layout)
         self._setup_fit(model, network.landmark_set, width, height, focal)
 
     def track(self, frame_index: int, image: np.ndarray) -> FrameResult:
@@ -86,7 +89,7 @@ class DenseFitTracker(LandmarkFitTracker):
         if self._roi.detected:      # a first look to place the crop, then the real one
             mu, sigma = self.network(image, roi)
             if self._confident(sigma, roi.scale):
-                roi = crop_transform(mu, self.network.size)
+                roi = crop_transform(mu, self.network.size, layout=self.network.layout)
                 mu, sigma = self.network(image, roi, self._mirror, self._zooms)
         else:
             mu, sigma = self.network(image, roi, self._mirror, self._zooms)

@@ -7,8 +7,8 @@ dense320`.) The ONNX model takes `image` (B, 3, S, S) float32 BGR pixels in [0, 
 returns `landmarks` (B, L, 3): x, y in [-1, 1] over the crop and log sigma in the same
 units (`landmarks.dense_network.decode` turns them into crop pixels; `DenseLandmarks` runs
 the file). Metadata: `landmark_set`, `input_size`, `crop_layout` (eye distance, eye line,
-mouth line as fractions of the crop: `landmarks.dense_network.CROP_LAYOUT`, checked when
-the front end loads the file).
+mouth line as fractions of the crop: the run's `TrainConfig.layout`, where the front end then
+places the face in the crops it gives this network).
 `--fp16` stores the weights as float16 (half the file) with a Cast to float32 in front of
 each, so inference stays float32. The parity check runs both on `--check` synthetic
 held-out crops and prints the largest difference as JSON.
@@ -27,7 +27,8 @@ import onnx
 import torch
 from onnx import helper, numpy_helper
 
-from ..landmarks.dense_network import layout_metadata
+from ..landmarks.dense_network import CROP_LAYOUT, layout_metadata
+from ..landmarks.roi import CropLayout
 from ..landmarks.onnx_models import load_session
 from .network import DenseLandmarkNet
 
@@ -36,8 +37,9 @@ FP16_MIN_ELEMENTS = 64
 
 
 def export_onnx(network: DenseLandmarkNet, size: int, path: Path, landmark_set: str,
-                fp16: bool = False) -> Path:
-    """Write `network` (eval mode) as ONNX (opset 17, dynamic batch) to `path`."""
+                fp16: bool = False, layout: CropLayout = CROP_LAYOUT) -> Path:
+    """Write `network` (eval mode), trained on crops at `layout`, as ONNX (opset 17,
+    dynamic batch) to `path`."""
     network = network.eval()
     path.parent.mkdir(parents=True, exist_ok=True)
     dummy = torch.zeros(1, 3, size, size)
@@ -52,7 +54,7 @@ def export_onnx(network: DenseLandmarkNet, size: int, path: Path, landmark_set: 
     if fp16:
         _weights_to_fp16(proto.graph)
     metadata = {"landmark_set": landmark_set, "input_size": str(size),
-                "crop_layout": layout_metadata()}
+                "crop_layout": layout_metadata(layout)}
     for key, value in metadata.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
@@ -105,9 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", type=int, default=8, help="synthetic crops for the parity check")
     args = parser.parse_args(argv)
     config, network, step = load_network(args.run)
-    export_onnx(network, config.size, args.out, config.landmark_set, args.fp16)
+    export_onnx(network, config.size, args.out, config.landmark_set, args.fp16, config.layout())
     renderer = SyntheticRenderer(load_face_model(), config.landmark_set,
-                                 SyntheticConfig(size=config.size))
+                                 SyntheticConfig(size=config.size, crop_zoom=config.crop_zoom))
     images, _, _ = renderer.batch(config.seed + HELD_OUT_OFFSET, 0, args.check)
     result = {"onnx": str(args.out), "bytes": args.out.stat().st_size, "step": step,
               "fp16": args.fp16, **parity(network, args.out, images)}

@@ -29,7 +29,7 @@ import argparse
 import hashlib
 import json
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, astuple
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +37,8 @@ import onnx
 import onnx.numpy_helper
 import torch
 
+from ..landmarks.dense_network import CROP_LAYOUT
+from ..landmarks.roi import CropLayout
 from ..solver import load_face_model
 from .export import parity
 from .network import DenseLandmarkNet
@@ -94,12 +96,21 @@ def matching_network(convolutions: list, num_landmarks: int, size: int) -> Dense
     raise ValueError(f"no DenseLandmarkNet width in {WIDTHS} has the export's convolutions")
 
 
+def crop_zoom(layout: CropLayout) -> float:
+    """The `TrainConfig.crop_zoom` whose crops are at `layout` (ValueError: none is)."""
+    zoom = layout.eye_distance / CROP_LAYOUT.eye_distance
+    if not np.allclose(astuple(CROP_LAYOUT.zoomed(zoom)), astuple(layout), atol=1e-6):
+        raise ValueError(f"the export's crop layout {layout} is not {CROP_LAYOUT} zoomed")
+    return zoom
+
+
 def import_onnx(model_path: Path, run: Path, statistics_images: int = STATISTICS_IMAGES) -> dict:
     """Write the run folder `run` from the export `model_path` (BatchNorm statistics over
     `statistics_images` renders); returns what was done."""
     model = onnx.load(model_path)
     meta = {p.key: p.value for p in model.metadata_props}
     size, landmark_set = int(meta["input_size"]), meta["landmark_set"]
+    zoom = crop_zoom(CropLayout(*json.loads(meta["crop_layout"])))
     convolutions, head_weight, head_bias = onnx_weights(model)
     torch.manual_seed(STATISTICS_SEED)      # the fresh layers `channel_scales` reads: repeatable
     network = matching_network(convolutions, head_bias.shape[0] // 3, size)
@@ -117,8 +128,8 @@ def import_onnx(model_path: Path, run: Path, statistics_images: int = STATISTICS
         network.head.weight.copy_(torch.from_numpy(head_weight))
         network.head.bias.copy_(torch.from_numpy(head_bias))
     network.eval()
-    renderer = SyntheticRenderer(load_face_model(), landmark_set, render_style("generic", size),
-                                 load_footage_frames())
+    renderer = SyntheticRenderer(load_face_model(), landmark_set,
+                                 render_style("generic", size, zoom), load_footage_frames())
     crops = np.stack([renderer.sample(STATISTICS_SEED, k).image for k in range(statistics_images)])
     outputs = {}
     hooks = [conv.register_forward_hook(
@@ -141,7 +152,7 @@ def import_onnx(model_path: Path, run: Path, statistics_images: int = STATISTICS
         raise ValueError(f"imported network differs from {model_path} by {difference}")
     run.mkdir(parents=True, exist_ok=True)
     config = TrainConfig(landmark_set=landmark_set, size=size, width=network.width,
-                         head="spatial")
+                         head="spatial", crop_zoom=zoom)
     (run / "config.json").write_text(json.dumps(asdict(config), indent=2))
     torch.save({"model": network.state_dict(), "optimiser": {}, "step": 0},
                run / "checkpoint.pt")

@@ -17,8 +17,9 @@ rendered in parallel. A sample:
    where the config asks for it);
 3. camera: the head at a random distance and off-axis direction from a pinhole camera;
    the crop is placed as the front end places it (`landmarks.dense_network.crop_transform`:
-   the eye centres and the mouth centre of the iBUG points at `CROP_LAYOUT`, the one
-   definition training and run time share) and then jittered in
+   the eye centres and the mouth centre of the iBUG points at `CROP_LAYOUT`, zoomed by
+   `crop_zoom`: the one definition training and run time share, stored with the exported
+   network) and then jittered in
    rotation, scale and shift (the tracker's ROI is never exact). Because a 2D similarity
    of a pinhole image is again a pinhole image (camera rolled about its axis, focal and
    principal point moved), the head is rendered straight into the `size` px crop;
@@ -49,7 +50,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..landmarks.dense_network import LEFT_EYE_IDS, RIGHT_EYE_IDS, crop_transform
+from ..landmarks.dense_network import CROP_LAYOUT, LEFT_EYE_IDS, RIGHT_EYE_IDS, crop_transform
 from ..landmarks.roi import RoiTransform
 from ..solver.conventions import MODEL_TO_OPENCV, NUM_JOINTS, THETA_SIZE, theta_rotation
 from ..solver.face_model import FaceModel
@@ -89,6 +90,7 @@ class SyntheticConfig:
     """Ranges of the random scene (angles in degrees, lengths in cm, sizes in crop px)."""
 
     size: int = 160
+    crop_zoom: float = 1.0             # the face this much larger in the crop than CROP_LAYOUT
     identity_scale: tuple = (0.3, 1.3)
     neutral_prob: float = 0.15
     single_prob: float = 0.35          # else: a combination
@@ -185,11 +187,14 @@ RENDER_STYLES = {
 RENDER_STYLES["capture-brows"] = {**RENDER_STYLES["capture-close"], "brow_hair_prob": 0.85}
 
 
-def render_style(name: str, size: int) -> SyntheticConfig:
-    """The SyntheticConfig of `RENDER_STYLES[name]` at crop size `size`."""
+def render_style(name: str, size: int, crop_zoom: float = 1.0) -> SyntheticConfig:
+    """The SyntheticConfig of `RENDER_STYLES[name]` at crop size `size`, the face placed
+    `crop_zoom` times larger than `CROP_LAYOUT` puts it."""
     if name not in RENDER_STYLES:
         raise ValueError(f"renders must be one of {sorted(RENDER_STYLES)}, got {name!r}")
-    return SyntheticConfig(size=size, **RENDER_STYLES[name])
+    if crop_zoom <= 0.0:
+        raise ValueError(f"crop_zoom must be positive, got {crop_zoom}")
+    return SyntheticConfig(size=size, crop_zoom=crop_zoom, **RENDER_STYLES[name])
 
 
 @dataclass(frozen=True)
@@ -1052,7 +1057,8 @@ class SyntheticRenderer:
         lmk = self.landmark_points(model_to_camera(posed, translation=translation))
         image_points = NOMINAL_FOCAL * lmk[:68, :2] / lmk[:68, 2:3]
         roi = crop_transform(image_points, config.size,
-                             use_mouth=rng.uniform() < config.align_with_mouth_prob)
+                             use_mouth=rng.uniform() < config.align_with_mouth_prob,
+                             layout=CROP_LAYOUT.zoomed(config.crop_zoom))
         roi = jitter_roi(rng, roi, config)
         roll, camera = crop_camera(roi, NOMINAL_FOCAL)
         rotation, translation = roll @ MODEL_TO_OPENCV, roll @ translation

@@ -4,7 +4,7 @@
         [--images 8000] [--steps 4000] [--batch 32] [--size 128] [--width 0.5]
         [--loss gnll|l2] [--lr 2e-3] [--head spatial|pool] [--label-range 1.5] [--beta 0]
         [--seed 0] [--init-from build/training/OTHER]
-        [--renders generic|capture|capture-close|capture-brows] [--clip-grad 0]
+        [--renders generic|capture|capture-close|capture-brows] [--crop-zoom 1.0] [--clip-grad 0]
         [--threads 1] [--workers 1] [--max-minutes M]
 
 The run folder (git-ignored under build/) holds `config.json`, the rendered dataset as
@@ -27,6 +27,11 @@ exported (committed) network.
 `--renders` picks the kind of renders (`synthetic.RENDER_STYLES`): the generator's own
 ("generic"), or most samples drawn in capture conditions (`synthetic.CaptureConditions`:
 narrower head poses, a soft key light from the front; training/README.md, runs 31-32).
+
+`--crop-zoom Z` renders the face Z times larger in the crop than `dense_network.CROP_LAYOUT`
+places it (more pixels on the inner face, less room for the ears and the back of the head);
+the export stores the layout, and the front end crops as the network was trained
+(training/README.md, run 40).
 
 Labels far off the crop (`--label-range`, default 1.5: more than a quarter crop beyond an
 edge; about 4 % of the dense320 labels, 0.8 % of the iBUG-68 ones) are dropped from the
@@ -62,9 +67,10 @@ import torch
 
 from ..solver import load_face_model
 from ..tools.build_assets import EMBEDDINGS_DIR
-from ..landmarks.dense_network import to_normalised
+from ..landmarks.dense_network import CROP_LAYOUT, to_normalised
+from ..landmarks.roi import CropLayout
 from .network import HEADS, LOSSES, DenseLandmarkNet, cells_per_side, widen
-from .synthetic import SyntheticRenderer, load_footage_frames, render_style
+from .synthetic import SyntheticConfig, SyntheticRenderer, load_footage_frames, render_style
 
 WARMUP_FRACTION = 0.05
 #: The held-out samples of a run come from the stream seed + HELD_OUT_OFFSET.
@@ -92,6 +98,7 @@ class TrainConfig:
     init_mean: bool = True            # start the positions at the training labels' mean
     init_from: str = ""               # a run folder whose checkpoint weights start this run
     renders: str = "generic"          # synthetic.RENDER_STYLES: the kind of renders
+    crop_zoom: float = 1.0            # the face this much larger than CROP_LAYOUT places it
     clip_grad: float = 0.0            # clip the gradient's global norm to this (0: off)
     seed: int = 0
 
@@ -106,11 +113,19 @@ class TrainConfig:
             raise ValueError(f"beta must be in [0, 1], got {self.beta}")
         if self.clip_grad < 0.0:
             raise ValueError(f"clip_grad must be 0 (off) or positive, got {self.clip_grad}")
-        render_style(self.renders, self.size)            # an unknown style is an error
+        self.style()                          # an unknown style or a bad zoom is an error
         if self.weights not in ("uniform", "sampling"):
             raise ValueError(f"weights must be 'uniform' or 'sampling', got {self.weights!r}")
         if min(self.size, self.images, self.shard, self.steps, self.batch) <= 0:
             raise ValueError("size, images, shard, steps and batch must be positive")
+
+    def style(self) -> SyntheticConfig:
+        """The renders' `synthetic.SyntheticConfig`."""
+        return render_style(self.renders, self.size, self.crop_zoom)
+
+    def layout(self) -> CropLayout:
+        """Where the run's crops put the face (`dense_network.CROP_LAYOUT`, zoomed)."""
+        return CROP_LAYOUT.zoomed(self.crop_zoom)
 
 
 def landmark_weights(landmark_set: str, mode: str, count: int) -> np.ndarray:
@@ -130,9 +145,9 @@ def landmark_weights(landmark_set: str, mode: str, count: int) -> np.ndarray:
 _WORKER: dict = {}
 
 
-def _worker_start(landmark_set: str, size: int, renders: str) -> None:
-    _WORKER["renderer"] = SyntheticRenderer(load_face_model(), landmark_set,
-                                            render_style(renders, size), load_footage_frames())
+def _worker_start(landmark_set: str, style: SyntheticConfig) -> None:
+    _WORKER["renderer"] = SyntheticRenderer(load_face_model(), landmark_set, style,
+                                            load_footage_frames())
 
 
 def _worker_shard(job: tuple[int, int, int, str]) -> str:
@@ -144,10 +159,10 @@ def _worker_shard(job: tuple[int, int, int, str]) -> str:
     return path
 
 
-def render_dataset(folder: Path, landmark_set: str, size: int, seed: int, images: int,
-                   shard: int, workers: int = 1, renders: str = "generic") -> list[Path]:
+def render_dataset(folder: Path, landmark_set: str, style: SyntheticConfig, seed: int,
+                   images: int, shard: int, workers: int = 1) -> list[Path]:
     """Render (or reuse) the shards of `images` samples of the stream `seed` in `folder`,
-    drawn in the style `renders` (`synthetic.RENDER_STYLES`).
+    drawn as `style` says (`TrainConfig.style`).
 
     Returns the shard paths in order. Shards already on disk are kept (resumable).
     """
@@ -160,12 +175,12 @@ def render_dataset(folder: Path, landmark_set: str, size: int, seed: int, images
             jobs.append((seed, start, min(shard, images - start), str(path)))
     if jobs:
         if workers <= 1:
-            _worker_start(landmark_set, size, renders)
+            _worker_start(landmark_set, style)
             for job in jobs:
                 _worker_shard(job)
         else:
             with multiprocessing.get_context("fork").Pool(workers, _worker_start,
-                                                          (landmark_set, size, renders)) as pool:
+                                                          (landmark_set, style)) as pool:
                 list(pool.imap_unordered(_worker_shard, jobs))
     return paths
 
@@ -305,7 +320,7 @@ def train(config: TrainConfig, run: Path, images: np.ndarray, landmarks: np.ndar
 
 #: Config fields added after the first runs, with the values those runs had.
 _OLDER_RUNS = {"head": "pool", "beta": 0.0, "label_range": 0.0, "init_from": "",
-               "renders": "generic", "clip_grad": 0.0}
+               "renders": "generic", "clip_grad": 0.0, "crop_zoom": 1.0}
 
 
 def start_from_run(network: DenseLandmarkNet, config: TrainConfig, run: Path,
@@ -427,8 +442,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     config = TrainConfig(**{name: getattr(args, name) for name in asdict(TrainConfig())})
     started = time.perf_counter()
-    paths = render_dataset(args.run / "data", config.landmark_set, config.size, config.seed,
-                           config.images, config.shard, args.workers, config.renders)
+    paths = render_dataset(args.run / "data", config.landmark_set, config.style(), config.seed,
+                           config.images, config.shard, args.workers)
     images, landmarks, _ = load_shards(paths)
     print(json.dumps({"dataset": len(images), "render_seconds": round(time.perf_counter() - started, 1)}),
           flush=True)

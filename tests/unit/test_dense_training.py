@@ -24,7 +24,7 @@ from densecap.training.synthetic import (RENDER_STYLES, CaptureConditions,  # no
                                          render_style, skin_coordinates, torso_outline)
 from densecap.training.train import (TrainConfig, batch_indices, build_network,  # noqa: E402
                                      label_mask, nearest_landmarks, resample_spatial_head,
-                                     start_from_run, train)
+                                     run_config, start_from_run, train)
 
 LANDMARK_SET = "dense320"
 
@@ -51,13 +51,15 @@ def test_deterministic(renderer, samples):
     assert not np.array_equal(samples[0].image, samples[1].image)
 
 
-def test_crop_places_the_eyes_like_the_front_end(renderer):
-    """Without jitter, the eye centres (iBUG means) land on CROP_LAYOUT's targets."""
+@pytest.mark.parametrize("zoom", [1.0, 1.1])
+def test_crop_places_the_eyes_like_the_front_end(renderer, zoom):
+    """Without jitter, the eye centres (iBUG means) land on CROP_LAYOUT's targets, zoomed
+    by the config's crop_zoom."""
     config = SyntheticConfig(size=96, jitter_rotation=0.0, jitter_scale=0.0, jitter_shift=0.0,
-                             align_with_mouth_prob=0.0)
+                             align_with_mouth_prob=0.0, crop_zoom=zoom)
     sample = renderer.with_config(config).sample(5, 0)
     eyes = [sample.landmarks[list(ids)].mean(0) for ids in (RIGHT_EYE_IDS, LEFT_EYE_IDS)]
-    np.testing.assert_allclose(eyes, CROP_LAYOUT.targets(96)[:2], atol=1e-3)
+    np.testing.assert_allclose(eyes, CROP_LAYOUT.zoomed(zoom).targets(96)[:2], atol=1e-3)
 
 
 def test_labels_are_projections_of_the_embedded_points(face_model, renderer, samples):
@@ -483,9 +485,11 @@ def test_an_exported_network_imports_back_into_a_run_that_trains_on(small, tmp_p
                          steps=10, batch=8, lr=3e-3, seed=0)
     torch.set_num_threads(1)
     network, _ = train(config, tmp_path / "source", images, landmarks)
-    path = export_onnx(network, 64, tmp_path / "net16.onnx", LANDMARK_SET, fp16=True)
+    path = export_onnx(network, 64, tmp_path / "net16.onnx", LANDMARK_SET, fp16=True,
+                       layout=CROP_LAYOUT.zoomed(1.1))
     record = import_onnx(path, tmp_path / "imported", statistics_images=16)
     assert record["width"] == 0.25 and record["max_difference_to_onnxruntime"] < 1e-4
+    assert run_config(tmp_path / "imported").crop_zoom == pytest.approx(1.1)
     imported = torch.load(tmp_path / "imported" / "checkpoint.pt", weights_only=True)["model"]
     fresh_network = build_network(config, landmarks.shape[1])
     for name, weight in fresh_network.state_dict().items():

@@ -46,6 +46,17 @@ def test_align_face_puts_eyes_on_targets_for_a_rotated_face():
     assert roi.rotation == pytest.approx(-angle)   # the roll is undone
 
 
+def test_a_zoomed_layout_scales_the_targets_about_the_crop_centre():
+    layout = CropLayout(eye_distance=0.25, eye_y=0.42, mouth_y=0.71)
+    size = 128
+    centre = size / 2
+    np.testing.assert_allclose(layout.zoomed(1.1).targets(size),
+                               1.1 * (layout.targets(size) - centre) + centre)
+    assert layout.zoomed(1.0) == layout
+    with pytest.raises(LandmarkError, match="zoom"):
+        layout.zoomed(0.0)
+
+
 def test_mouth_keeps_scale_when_the_eye_distance_shrinks_with_yaw():
     layout = CropLayout()
     size = 100
