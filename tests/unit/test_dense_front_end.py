@@ -292,11 +292,11 @@ def test_mirrored_crops_make_the_network_flip_equivariant(face_model, clip):
         assert cli.make_tracker(footage, "realtime", None, landmark_model=SET)._mirror is None
 
 
-#: The committed networks (training/models: dense320 run 40, dense703 run 36) on the first 20
+#: The committed networks (training/models: dense320 run 42, dense703 run 36) on the first 20
 #: devset images, each a one-frame clip through the tracker: fitted iBUG-68 inter-ocular NME
-#: median 6.1 % / 6.3 % (2026-12-03; run 34 had 6.2 %, run 23 7.1 % on these 20; on all 400
-#: run 40 has 6.98 %, run 34 7.09 %, run 23 7.43 %); the mean face placed by the same crops
-#: would be ~23 %.
+#: median 6.1 % / 6.3 % (2026-12-03; runs 40 and 34 had 6.1 and 6.2 %, run 23 7.1 % on these
+#: 20; on all 400 run 42 has 6.92 %, run 34 7.09 %, run 23 7.43 %); the mean face placed by
+#: the same crops would be ~23 %.
 COMMITTED_MAX_MEDIAN_NME_PERCENT = 8.5
 
 
