@@ -147,10 +147,10 @@ def fit_entry(model, embedding, outcome, mode: str, scale: float) -> dict:
 def evaluate_clip(model, clip: Path, frames: int | None, peer_dir: Path | None,
                   samples_dir: Path | None) -> dict:
     """Jitter and frames lost of raw / real-time / offline / peer on one clip."""
-    from densecap.tracking.landmark_tracker import LANDMARK_SET
+    from densecap.tracking.cli import DEFAULT_LANDMARK_MODEL
     from .landmarks_devset import ibug_from_network
-    embedding = model.landmark_embedding(LANDMARK_SET)
-    to_ibug = ibug_from_network(model)
+    embedding = model.landmark_embedding(DEFAULT_LANDMARK_MODEL)     # make_tracker's default
+    to_ibug = ibug_from_network(model, DEFAULT_LANDMARK_MODEL)
     samples = {}
     if samples_dir is not None:
         samples_dir.mkdir(parents=True, exist_ok=True)

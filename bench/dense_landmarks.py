@@ -20,12 +20,14 @@ included. Per run:
 - with --devset / --eval-dir DIR (devset format: images/ + landmarks68.json), on real images:
   - the tracker: each image tracked as a one-frame clip by the front end a user runs
     (`tracking.dense_tracker.DenseFitTracker` on the run's float32 ONNX export: detector,
-    crop, network, its sigma, real-time fit with identity and focal refined), side by side
+    crop, network reading the crop and its mirror image (`REALTIME_VIEWS`), its sigma,
+    real-time fit with identity and focal refined), side by side
     with the MediaPipe front end (`LandmarkFitTracker`) in the same run, both scored by
     bench.landmarks_devset's code: the 68-point NME of the raw landmarks (ours: the first
     68; MediaPipe's: mapped to 68) and of the fitted model's iBUG-68 reprojected;
-  - the same with augmented crops (`DenseFitTracker` augment_crops: each crop also read
-    flipped and zoomed, all averaged), the front end of offline mode;
+  - the same on single crops (`SINGLE_VIEW`, the paper's real-time front end) and with
+    offline mode's views (`OFFLINE_VIEWS`: the crop and its mirror at three zooms, all
+    averaged);
   - the network alone: its first 68 landmarks on crops placed by an oracle ROI
     (`crop_transform` on the labelled eye and mouth centres, as training places crops),
     the synthetic-to-real gap without detector or fit;
@@ -58,7 +60,8 @@ import torch  # noqa: E402
 
 from densecap.bench.landmarks_devset import (dense_front_end, load_labels, score,  # noqa: E402
                                              track_images)
-from densecap.landmarks.dense_network import NUM_IBUG, crop_transform, decode  # noqa: E402
+from densecap.landmarks.dense_network import (NUM_IBUG, OFFLINE_VIEWS, REALTIME_VIEWS,  # noqa: E402
+                                              SINGLE_VIEW, CropViews, crop_transform, decode)
 from densecap.landmarks.onnx_models import load_session  # noqa: E402
 from densecap.landmarks.roi import CropLayout, crop  # noqa: E402
 from densecap.solver import load_face_model  # noqa: E402
@@ -172,13 +175,13 @@ def oracle_roi_nme(network, size: int, layout: CropLayout, devset: Devset) -> di
         dict(zip(devset.names, mu)), devset.labels)}
 
 
-def tracked_nme(devset: Devset, onnx_path: Path | None, augment_crops: bool = False) -> dict:
+def tracked_nme(devset: Devset, onnx_path: Path | None, views: CropViews = REALTIME_VIEWS
+                ) -> dict:
     """Raw and fitted 68-point NME of a front end tracking each image as a one-frame clip:
-    the dense network in `onnx_path` (`augment_crops`: as offline mode runs it), or MediaPipe
-    (None). Summaries in percent, as bench.landmarks_devset (an image without a face counts
-    as a failure)."""
-    front_end = () if onnx_path is None else dense_front_end(onnx_path,
-                                                              augment_crops=augment_crops)
+    the dense network in `onnx_path` reading each crop's `views`, or MediaPipe (None).
+    Summaries in percent, as bench.landmarks_devset (an image without a face counts as a
+    failure)."""
+    front_end = () if onnx_path is None else dense_front_end(onnx_path, views=views)
     raw, fitted, seconds = track_images(devset.folder, devset.names, *front_end)
     result = {"faces_found": len(fitted), "seconds_per_image_median":
               round(float(np.median(seconds)), 3)}
@@ -226,12 +229,20 @@ def evaluate_run(run: Path, images, labels, visible, repeat: int,
         result[f"latency_ms_{key}"] = latency_ms(path, config.size, repeat)
         result[f"onnx_bytes_{key}"] = path.stat().st_size
     if devset is not None:
-        result["devset"] = {"tracked": tracked_nme(devset, run / "model.onnx"),
-                            "tracked_augmented_crops": tracked_nme(devset, run / "model.onnx",
-                                                                   augment_crops=True),
+        onnx_path = run / "model.onnx"
+        result["devset"] = {"tracked": tracked_nme(devset, onnx_path),
+                            "tracked_single_crop": tracked_nme(devset, onnx_path, SINGLE_VIEW),
+                            "tracked_offline_views": tracked_nme(devset, onnx_path,
+                                                                 OFFLINE_VIEWS),
                             "network_alone_oracle_roi_ibug68":
                                 oracle_roi_nme(network, config.size, config.layout(), devset)}
     return result
+
+
+#: The tracked results' keys and their labels in the side-by-side summary.
+VIEW_LABELS = (("tracked", " (real time: crop + mirror)"),
+               ("tracked_single_crop", " (single crop)"),
+               ("tracked_offline_views", " (offline mode: mirrored, three zooms)"))
 
 
 def main(argv=None) -> int:
@@ -261,11 +272,11 @@ def main(argv=None) -> int:
         mediapipe = tracked_nme(devset, None)
 
         def by_front_end(key):
-            """{front end: its fitted `key` summary}: MediaPipe, each run, each run offline."""
+            """{front end: its fitted `key` summary}: MediaPipe, then each run in real time
+            (its crop and the mirror image), on single crops, and offline mode's views."""
             return {"mediapipe478": mediapipe["fitted"][key],
-                    **{run["run"]: run["devset"]["tracked"]["fitted"][key] for run in runs},
-                    **{run["run"] + " (augmented crops: offline mode)":
-                       run["devset"]["tracked_augmented_crops"]["fitted"][key] for run in runs}}
+                    **{f"{run['run']}{label}": run["devset"][views]["fitted"][key]
+                       for run in runs for views, label in VIEW_LABELS}}
 
         side_by_side = {
             "eval_dir": str(devset.folder), "images": len(devset.names),

@@ -4,15 +4,18 @@ mesh, when bench.peer_mediapipe ran), scored by the same code (bench.metrics).
 
     NUMBA_NUM_THREADS=1 OMP_NUM_THREADS=1 .venv/bin/python -m bench.landmarks_devset \\
         [--eval-dir ../shared/devset] [--limit N] [--peer-dir bench/results/peer] \\
-        [--out bench/results/devset.json] [--predictions-dir DIR]
+        [--landmarks dense320|mediapipe478|dense703] [--out bench/results/devset.json] \\
+        [--predictions-dir DIR]
 
 --eval-dir takes any folder in the devset format (`images/` + `landmarks68.json`, labels with
-the pixel-corner origin). Each image is tracked as a one-frame clip (detector, ROI, MediaPipe
-478 landmarks, sigma, real-time fit with identity and focal refined on that frame).
-The 478 landmarks (ours and the peer's, same order) are mapped to iBUG-68 by taking, for each
-iBUG point of the ICT model, the MediaPipe landmark whose embedded surface point is nearest
-on the neutral mesh (an approximation: the two markups do not share points, most visibly on
-the jaw line). An image where a method finds no face counts as a failure (NME = inf).
+the pixel-corner origin). Each image is tracked as a one-frame clip by the front end
+`--landmarks` names (default: the command line's, `tracking.cli.DEFAULT_LANDMARK_MODEL`):
+detector, ROI, landmarks with their sigma, real-time fit with identity and focal refined on
+that frame. Raw landmarks are mapped to iBUG-68 by taking, for each iBUG point of the ICT
+model, the landmark whose embedded surface point is nearest on the neutral mesh: exact for
+our dense sets (their first 68 are the iBUG points), an approximation for MediaPipe's 478
+(ours and the peer's, same order; the two markups do not share points, most visibly on the
+jaw line). An image where a method finds no face counts as a failure (NME = inf).
 With at least 50 faces found, each method is also scored after label translation
 (bench.metrics: a cross-validated linear map onto the labels' markup, as the paper scores
 300W), which separates the markups' systematic difference from the per-image error.
@@ -38,17 +41,21 @@ import numpy as np  # noqa: E402
 from .machine import peak_rss_mb, write_json  # noqa: E402
 from .metrics import MIN_TRANSLATION_IMAGES, label_translated, nme, summary  # noqa: E402
 from .peer_mediapipe import load_peer  # noqa: E402
+from densecap.tracking.cli import DEFAULT_LANDMARK_MODEL  # noqa: E402
 
 DEFAULT_EVAL_DIR = Path(__file__).resolve().parents[2] / "shared" / "devset"
-FRONT_END = "MediaPipe 478 (face mesh + iris, converted to ONNX)"
+#: What each front end (`tracking.cli.LANDMARK_MODELS`) is, for the report.
+FRONT_ENDS = {"mediapipe478": "MediaPipe 478 (face mesh + iris, converted to ONNX)",
+              "dense320": "DenseCap 320 (our network; the crop and its mirror)",
+              "dense703": "DenseCap 703 (our network; the crop and its mirror)"}
 
 
-def ibug_from_network(model) -> np.ndarray:
-    """(68,) index of the network landmark nearest to each iBUG-68 point on the neutral."""
+def ibug_from_network(model, landmark_set: str = "mediapipe478") -> np.ndarray:
+    """(68,) index of the `landmark_set` landmark nearest to each iBUG-68 point on the
+    neutral (exact for the dense sets, whose first 68 are the iBUG points)."""
     from densecap.solver.landmark_sets import neutral_landmark_points
-    from densecap.tracking.landmark_tracker import LANDMARK_SET
     ibug, dense = (neutral_landmark_points(model, model.landmark_embedding(name))
-                   for name in ("ibug68", LANDMARK_SET))
+                   for name in ("ibug68", landmark_set))
     return np.argmin(np.linalg.norm(ibug[:, None] - dense[None], axis=2), axis=1)
 
 
@@ -59,19 +66,19 @@ def load_labels(eval_dir: Path, limit: int | None) -> dict[str, np.ndarray]:
             for name in sorted(labels)[:limit]}
 
 
-def dense_front_end(onnx_path: Path, networks=None, augment_crops: bool = False) -> tuple:
+def dense_front_end(onnx_path: Path, networks=None, views=None) -> tuple:
     """``(make_tracker, to_ibug)`` for `track_images`: our dense network in `onnx_path`
     (`DenseFitTracker`, loaded once, the detectors `networks` shared across images; default:
-    loaded here; `augment_crops` as offline mode runs it), whose first 68 landmarks are the
-    iBUG ones."""
-    from densecap.landmarks.dense_network import NUM_IBUG, DenseLandmarks
+    loaded here; `views` the `dense_network.CropViews` it reads, default: real time's),
+    whose first 68 landmarks are the iBUG ones."""
+    from densecap.landmarks.dense_network import NUM_IBUG, REALTIME_VIEWS, DenseLandmarks
     from densecap.tracking.dense_tracker import DenseFitTracker
     from densecap.tracking.landmark_tracker import Networks
     network, detectors = DenseLandmarks(onnx_path), networks or Networks(face_mesh=False)
 
     def make_tracker(model, width, height):
         return DenseFitTracker(model, width, height, network, networks=detectors,
-                               augment_crops=augment_crops)
+                               views=views or REALTIME_VIEWS)
     return make_tracker, np.arange(NUM_IBUG)
 
 
@@ -81,7 +88,7 @@ def track_images(eval_dir: Path, names: list[str], make_tracker=None, to_ibug=No
     found) and the seconds per image (detector + landmarks + fit with refinement).
 
     make_tracker : ``(model, width, height) -> tracker`` and to_ibug : (68,) indices of the
-    iBUG points in its raw landmarks; default: the MediaPipe front end (`FRONT_END`)."""
+    iBUG points in its raw landmarks; default: the MediaPipe front end."""
     from densecap.solver import load_face_model
     from densecap.solver.problem import landmark_points
     from densecap.tracking.landmark_tracker import LandmarkFitTracker, Networks
@@ -146,14 +153,20 @@ def peer_predictions(peer_dir: Path | None, eval_dir: Path, names: list[str],
             if np.isfinite(points).all()}
 
 
-def evaluate(eval_dir: Path, limit: int | None, peer_dir: Path | None) -> tuple[dict, dict]:
-    """The report and the predictions {method: {name: (68, 2)}}."""
+def evaluate(eval_dir: Path, limit: int | None, peer_dir: Path | None,
+             landmark_model: str) -> tuple[dict, dict]:
+    """The report and the predictions {method: {name: (68, 2)}} of the front end
+    `landmark_model` (one of `tracking.cli.LANDMARK_MODELS`)."""
+    from densecap.landmarks.dense_network import model_path
     from densecap.solver import load_face_model
     gt = load_labels(eval_dir, limit)
     names = sorted(gt)
-    raw, fitted, seconds = track_images(eval_dir, names)
+    front_end = (() if landmark_model == "mediapipe478"
+                 else dense_front_end(model_path(landmark_model)))
+    raw, fitted, seconds = track_images(eval_dir, names, *front_end)
     predictions = {"raw": raw, "fitted": fitted}
-    methods = {"raw": score(raw, gt, f"our front end: {FRONT_END}, raw, mapped to 68"),
+    description = FRONT_ENDS[landmark_model]
+    methods = {"raw": score(raw, gt, f"our front end: {description}, raw, mapped to 68"),
                "fitted": score(fitted, gt, "fitted model (real-time fit, identity + focal "
                                            "refined), iBUG-68 reprojected")}
     peer = peer_predictions(peer_dir, eval_dir, names, ibug_from_network(load_face_model()))
@@ -166,7 +179,7 @@ def evaluate(eval_dir: Path, limit: int | None, peer_dir: Path | None) -> tuple[
                                           "mapped to 68 as ours")
     report = {
         "eval_dir": str(eval_dir), "images": len(names), "limit": limit,
-        "front_ends": [FRONT_END],
+        "front_ends": [description],
         "seconds_per_image_median": round(float(np.median(seconds)), 3),
         "timing_note": "ours per image: detector + landmarks + fit with identity/focal "
                        "refinement, 1 thread",
@@ -180,6 +193,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-dir", type=Path, default=DEFAULT_EVAL_DIR)
     parser.add_argument("--limit", type=int, help="only the first N images (sorted names)")
     parser.add_argument("--peer-dir", type=Path, help="bench.peer_mediapipe's --out-dir")
+    parser.add_argument("--landmarks", choices=sorted(FRONT_ENDS), default=DEFAULT_LANDMARK_MODEL,
+                        help=f"the front end (default: {DEFAULT_LANDMARK_MODEL}, the command "
+                             f"line's)")
     parser.add_argument("--out", type=Path, help="also write the JSON here")
     parser.add_argument("--predictions-dir", type=Path,
                         help="write <method>_68.json per method here (nme.py input)")
@@ -187,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.eval_dir / "landmarks68.json").is_file():
         print(f"error: {args.eval_dir} has no landmarks68.json", file=sys.stderr)
         return 2
-    report, predictions = evaluate(args.eval_dir, args.limit, args.peer_dir)
+    report, predictions = evaluate(args.eval_dir, args.limit, args.peer_dir, args.landmarks)
     if args.predictions_dir:
         args.predictions_dir.mkdir(parents=True, exist_ok=True)
         for method, points in predictions.items():

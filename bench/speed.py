@@ -3,7 +3,7 @@ the real-time fitter alone, offline seconds per 1,800 frames, bake seconds, peak
 
     NUMBA_NUM_THREADS=1 OMP_NUM_THREADS=1 .venv/bin/python -m bench.speed \\
         [--clip ../shared/footage/talking_1.mp4] [--frames 150] [--bake-frames 1800] \\
-        [--landmarks mediapipe478|dense320|dense703] [--out bench/results/speed_1thread.json]
+        [--landmarks dense320|mediapipe478|dense703] [--out bench/results/speed_1thread.json]
 
 The thread count is NUMBA_NUM_THREADS (default 1; OMP_NUM_THREADS should match); onnxruntime
 gets the same number of intra-op threads. The tracking loop is `track_footage` (as `densecap
@@ -37,6 +37,8 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
+
+from densecap.tracking.cli import DEFAULT_LANDMARK_MODEL, LANDMARK_MODELS  # noqa: E402
 
 from .machine import peak_rss_mb, threads_in_use, write_json  # noqa: E402
 
@@ -125,7 +127,7 @@ def summarise(rows: list[dict[str, float]], keyframes: list[bool]) -> dict:
 
 
 def stage_times(clip: Path, frames: int, threads: int, preview: Path | None = None,
-                clock: str = "wall", landmarks: str = "mediapipe478") -> dict:
+                clock: str = "wall", landmarks: str = DEFAULT_LANDMARK_MODEL) -> dict:
     """ms per frame per stage over the clip's first `frames` frames (see the module text);
     clock "wall" (perf_counter) or "cpu" (this thread's CPU time); landmarks: the front
     end's landmark model (tracking.cli.LANDMARK_MODELS)."""
@@ -198,7 +200,6 @@ def bake_seconds(frames: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from densecap.tracking.cli import LANDMARK_MODELS
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clip", type=Path, default=DEFAULT_CLIP)
     parser.add_argument("--frames", type=int, default=150)
@@ -213,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tracking-only", action="store_true",
                         help="only the per-stage tracking times (no network, fitter, offline "
                              "or bake timings)")
-    parser.add_argument("--landmarks", choices=LANDMARK_MODELS, default="mediapipe478",
+    parser.add_argument("--landmarks", choices=LANDMARK_MODELS, default=DEFAULT_LANDMARK_MODEL,
                         help="the front end's landmark model (a dense one needs its ONNX "
                              "file: training/README.md)")
     parser.add_argument("--out", type=Path, help="also write the JSON here")

@@ -18,18 +18,17 @@ MODE_ITEMS = (('REALTIME', "Real-time", "Per-frame fit, fast (the real-time fitt
                                      "term (slower, steadier)"))
 #: Landmark models the trackers accept (`tracking.cli.LANDMARK_MODELS`, default first; named
 #: here, not imported, so registering the add-on loads no network or numba code).
-LANDMARK_MODEL_ITEMS = (("mediapipe478", "MediaPipe 478",
-                         "MediaPipe face mesh + iris (478 landmarks) tied to the face model"),
-                        ("dense320", "DenseCap 320",
+LANDMARK_MODEL_ITEMS = (("dense320", "DenseCap 320",
                          "Our dense network, 320 landmarks with their own uncertainty, "
-                         "trained on synthetic renders only (ships with the add-on; faster, "
-                         "also tracks profiles, still less accurate than MediaPipe on the dev "
-                         "set: training/README.md)"),
+                         "trained on synthetic renders only (the default: on the dev set as "
+                         "accurate as MediaPipe, about twice as fast, also tracks profiles: "
+                         "training/README.md)"),
+                        ("mediapipe478", "MediaPipe 478",
+                         "MediaPipe face mesh + iris (478 landmarks) tied to the face model"),
                         ("dense703", "DenseCap 703",
                          "Our dense network, 703 landmarks with their own uncertainty, a "
-                         "wider network for offline tracking (ships with the add-on; the "
-                         "most accurate of ours, about twice DenseCap 320's time: "
-                         "training/README.md)"))
+                         "wider network for offline tracking (ships with the add-on; about "
+                         "twice DenseCap 320's time: training/README.md)"))
 
 
 class DenseCapPreferences(bpy.types.AddonPreferences):

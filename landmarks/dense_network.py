@@ -26,6 +26,7 @@ copies them there.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -204,7 +205,7 @@ class DenseLandmarks:
         mirror : as `in_crop`; zooms : the network reads one crop per zoom, `roi` scaled
         about the crop centre by that factor (> 1: the face larger in the crop), and mu and
         sigma are the means over the crops in image pixels (test-time augmentation: offline
-        mode's `AUGMENTED_ZOOMS`; all crops in one network call).
+        mode's `OFFLINE_VIEWS`; all crops in one network call).
 
         image_bgr : (H, W, 3) uint8. Returns mu (L, 2) and sigma (L,) float64, image pixels.
         """
@@ -225,9 +226,22 @@ class DenseLandmarks:
         return np.mean(mu, axis=0), np.mean(sigma, axis=0)
 
 
-#: Offline mode's crop zooms (`DenseLandmarks.__call__` zooms), each also read mirrored:
-#: measured on the devset in training/README.md (run 25).
-AUGMENTED_ZOOMS = (0.93, 1.0, 1.07)
+@dataclass(frozen=True)
+class CropViews:
+    """How the front end reads a face (`DenseLandmarks.__call__`): `mirror`, each crop also
+    flipped left to right; `zooms`, one crop per factor about the crop centre; all crops in
+    one network call (2 x len(zooms) with the mirror), their landmarks averaged."""
+    mirror: bool = False
+    zooms: tuple[float, ...] = (1.0,)
+
+
+#: One crop: the paper's real-time front end (and the detector frames' first look).
+SINGLE_VIEW = CropViews()
+#: Real time: the crop and its mirror image (a batch of two; measured on the devset in
+#: training/README.md, "Mirrored crops in real time").
+REALTIME_VIEWS = CropViews(mirror=True)
+#: Offline mode: mirrored, at three zooms (six crops; training/README.md, run 25).
+OFFLINE_VIEWS = CropViews(mirror=True, zooms=(0.93, 1.0, 1.07))
 
 
 def zoomed(roi: RoiTransform, zoom: float) -> RoiTransform:

@@ -14,10 +14,11 @@ Per frame:
    definition training renders with);
 2. the network: mu (L, 2) and sigma = exp(log sigma) (L,) mapped to image pixels, fed to the
    fitter unchanged (no hand-made sigma model);
-3. with `augment_crops` (offline mode's front end) the network also sees each crop flipped
-   left to right, each landmark averaging its own and its mirror's prediction
-   (`DenseLandmarks.in_crop`), and zoomed (`AUGMENTED_ZOOMS`), the landmarks averaged over
-   the zooms: six times the network time, measured on the devset in training/README.md;
+3. the crop's views (`CropViews`): in real time (`REALTIME_VIEWS`) the network also reads
+   the crop flipped left to right, in the same call, each landmark averaging its own and
+   its mirror's prediction (`DenseLandmarks.in_crop`); offline mode (`OFFLINE_VIEWS`) reads
+   that pair at three zooms and averages the landmarks over them: two and six times the
+   network time, measured on the devset in training/README.md;
 4. no face: the network has no presence output, so the track is lost when its median iBUG-68
    sigma exceeds `MAX_MEDIAN_SIGMA` of the crop, or when the fit fails.
 """
@@ -26,8 +27,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..landmarks.dense_network import (AUGMENTED_ZOOMS, LEFT_EYE_IDS, MOUTH_IDS,
-                                       NUM_IBUG, RIGHT_EYE_IDS, DenseLandmarks, crop_transform)
+from ..landmarks.dense_network import (LEFT_EYE_IDS, MOUTH_IDS, NUM_IBUG, REALTIME_VIEWS,
+                                       RIGHT_EYE_IDS, CropViews, DenseLandmarks,
+                                       crop_transform)
 from ..landmarks.roi import RoiTracker
 from ..solver.face_model import FaceModel
 from ..solver.landmark_sets import mirror_landmarks
@@ -63,18 +65,18 @@ class DenseFitTracker(LandmarkFitTracker):
     network : the loaded `DenseLandmarks`; face_index : which face to follow (None: the
     largest); focal : focal length in pixels when known (then it is not refined);
     networks : shared detectors (default: loaded here, single-threaded, no face mesh);
-    augment_crops : read each crop also mirrored and zoomed, and average (step 3 above).
+    views : how each crop is read (step 3 above; offline mode: `OFFLINE_VIEWS`).
     """
 
     sigma_from_facing = False
 
     def __init__(self, model: FaceModel, width: int, height: int, network: DenseLandmarks, *,
                  face_index: int | None = None, focal: float | None = None,
-                 networks: Networks | None = None, augment_crops: bool = False):
+                 networks: Networks | None = None, views: CropViews = REALTIME_VIEWS):
         self.network = network
+        self.views = views
         self._mirror = (mirror_landmarks(model, model.landmark_embedding(network.landmark_set))
-                        if augment_crops else None)
-        self._zooms = AUGMENTED_ZOOMS if augment_crops else (1.0,)
+                        if views.mirror else None)
         self._networks = networks or Networks(face_mesh=False)
         self._roi = RoiTracker(self._networks.detect, network.size, RIGHT_EYE_IDS,
                                LEFT_EYE_IDS, MOUTH_IDS, face_index, network.layout)
@@ -90,9 +92,9 @@ class DenseFitTracker(LandmarkFitTracker):
             mu, sigma = self.network(image, roi)
             if self._confident(sigma, roi.scale):
                 roi = crop_transform(mu, self.network.size, layout=self.network.layout)
-                mu, sigma = self.network(image, roi, self._mirror, self._zooms)
+                mu, sigma = self.network(image, roi, self._mirror, self.views.zooms)
         else:
-            mu, sigma = self.network(image, roi, self._mirror, self._zooms)
+            mu, sigma = self.network(image, roi, self._mirror, self.views.zooms)
         laps.lap("landmark_net")
         if not self._confident(sigma, roi.scale):
             return self._lost()

@@ -43,7 +43,7 @@ def test_live_preview_from_a_clip_poses_calibrates_and_records(registered, share
     assert _shape_key_values(rig).max() > 0.01        # the rig follows the face
     height, width = session.overlay.image.shape[:2]
     points = session.overlay.points                  # landmarks in overlay pixels, y up
-    assert width == 320 and len(points) > 400
+    assert width == 320 and len(points) >= 320    # the default network's 320 (MediaPipe 478)
     assert points.min() >= 0 and points[:, 0].max() <= width and points[:, 1].max() <= height
 
     assert bpy.ops.densecap.live_calibrate_neutral() == {'FINISHED'}

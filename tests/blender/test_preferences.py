@@ -13,7 +13,6 @@ from densecap.densecap_addon.preferences import (ADDON_PACKAGE, LANDMARK_MODEL_I
                                                  tracking_preferences)
 from densecap.densecap_addon.rig import rig_armature, rig_mesh
 from densecap.tracking.cli import DEFAULT_LANDMARK_MODEL, LANDMARK_MODELS
-from densecap.tracking.landmark_tracker import LANDMARK_SET
 from densecap.operators import track
 from densecap.operators.session import active_session
 from workflow_helpers import TALKING, fcurves, keys, run_session
@@ -30,7 +29,7 @@ def enabled(empty_scene):
 def test_defaults_without_the_addon_manager(registered):
     prefs = tracking_preferences(bpy.context)
     assert (prefs.threads, prefs.landmark_model, prefs.default_mode) == (
-        1, LANDMARK_SET, "realtime")
+        1, DEFAULT_LANDMARK_MODEL, "realtime")
     assert tuple(item[0] for item in LANDMARK_MODEL_ITEMS) == LANDMARK_MODELS
     assert LANDMARK_MODELS[0] == DEFAULT_LANDMARK_MODEL
 
@@ -62,7 +61,7 @@ def test_track_clip_uses_the_preferences(enabled, shared_dir, monkeypatch, defau
     assert bpy.ops.densecap.track_clip() == {'FINISHED'}
     run_session(active_session())
     assert calls == [(default_mode.lower(), None,
-                      {"threads": 2, "landmark_model": "mediapipe478"})]
+                      {"threads": 2, "landmark_model": DEFAULT_LANDMARK_MODEL})]
     # An explicit mode wins over the preference.
     calls.clear()
     assert bpy.ops.densecap.track_clip(mode='REALTIME') == {'FINISHED'}
