@@ -56,7 +56,7 @@ $(MODELS): $(VENV)/.installed tools/mediapipe_models.py tools/tflite_to_onnx.py
 	$(PY) -m tools.mediapipe_models --cache build/mediapipe --out assets/models
 
 # Our own trained dense landmark networks (fp16 ONNX, committed with the commands that
-# reproduce them and their metrics: training/README.md, runs 31-36, 40 and 42).
+# reproduce them and their metrics: training/README.md, runs 31-36, 40, 42 and 45).
 assets/models/%.onnx: training/models/%.onnx
 	mkdir -p assets/models
 	cp $< $@

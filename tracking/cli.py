@@ -39,7 +39,7 @@ EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 #: build outputs of training/) or MediaPipe's face mesh + iris (converted at build time).
 LANDMARK_MODELS = ("dense320", "mediapipe478", "dense703")
 #: The default: the one that measures better on the dev set (bench/dense_landmarks.py:
-#: dense320 reading each crop and its mirror, fitted 7.33 % against MediaPipe's 7.34 %).
+#: dense320 reading each crop and its mirror, fitted 7.30 % against MediaPipe's 7.34 %).
 DEFAULT_LANDMARK_MODEL = "dense320"
 
 

@@ -50,8 +50,9 @@ from .pipeline import FrameResult
 #: placed from their labels): 0.006-0.033 (median 0.010), grey 0.52, noise 0.16-0.30; for
 #: run 32 (the same way): 0.006-0.024 (median 0.009), grey 0.73, noise 0.10-0.26; for run 34:
 #: 0.006-0.023 (median 0.009), grey 0.91, noise 0.17-0.28; for run 40 (crops zoomed
-#: 1.1): 0.006-0.022 (median 0.010), grey 0.76, noise 0.32-0.49; for run 42 (the committed
-#: dense320 now, zoomed 1.1): 0.006-0.027 (median 0.010), grey 0.66, noise 0.33-0.50; for
+#: 1.1): 0.006-0.022 (median 0.010), grey 0.76, noise 0.32-0.49; for run 42 (zoomed 1.1):
+#: 0.006-0.027 (median 0.010), grey 0.66, noise 0.33-0.50; for run 45 (the committed dense320
+#: now, a soup of runs 42-44): 0.006-0.023 (median 0.010), grey 0.84, noise 0.15-0.27; for
 #: dense703 run 25: devset faces 0.007-0.026 (median 0.010), grey 0.72, noise 0.13-0.28; for
 #: run 35: 0.006-0.021 (median 0.010), grey 0.50, noise 0.21-0.29; for run 36 (the committed
 #: dense703 now): 0.006-0.021 (median 0.009), grey 0.64, noise 0.33-0.50. A network trained

@@ -295,12 +295,12 @@ def test_mirrored_crops_make_the_network_flip_equivariant(face_model, clip):
     assert realtime.views.zooms == (1.0,) and len(offline.views.zooms) == 3
 
 
-#: The committed networks (training/models: dense320 run 42, dense703 run 36) on the first 20
+#: The committed networks (training/models: dense320 run 45, dense703 run 36) on the first 20
 #: devset images, each a one-frame clip through the real-time tracker (each crop read with its
-#: mirror): fitted iBUG-68 inter-ocular NME median 5.9 % / 6.3 % (2026-12-03; one crop per
-#: frame 6.1 / 6.3 %; runs 40 and 34 had 6.1 and 6.2 %, run 23 7.1 % on these 20; on all 400
-#: run 42 has 6.86 %, one crop 6.92 %, run 34 7.09 %, run 23 7.43 %); the mean face placed by
-#: the same crops would be ~23 %.
+#: mirror): fitted iBUG-68 inter-ocular NME median 6.0 % / 6.3 % (2026-12-03; run 42 5.9 %,
+#: one crop per frame 6.1 %; runs 40 and 34 had 6.1 and 6.2 %, run 23 7.1 % on these 20; on
+#: all 400 run 45 has 6.82 %, run 42 6.86 %, run 34 7.09 %, run 23 7.43 %); the mean face
+#: placed by the same crops would be ~23 %.
 COMMITTED_MAX_MEDIAN_NME_PERCENT = 8.5
 
 

@@ -503,3 +503,37 @@ def test_an_exported_network_imports_back_into_a_run_that_trains_on(small, tmp_p
     fresh = TrainConfig(**{**config.__dict__, "steps": 2, "seed": 1})
     _, scratch = train(fresh, tmp_path / "fresh", images, landmarks)
     assert restarted.losses[0][1] < scratch.losses[0][1] - 0.5
+
+
+def test_a_soup_is_the_mean_of_its_runs_and_refuses_other_networks(small, tmp_path):
+    """`training.soup`: every float tensor the mean of the ingredients' (weights and
+    BatchNorm statistics), integer buffers the first's, the first run's config; runs that
+    differ in network shape or crops are refused."""
+    from densecap.training.soup import main as soup_main
+    from densecap.training.soup import make_soup
+    from densecap.training.train import load_network
+    images, landmarks, _ = small.batch(3, 0, 8)
+    config = TrainConfig(landmark_set=LANDMARK_SET, size=small.config.size, width=0.25,
+                         images=8, shard=8, steps=3, batch=8, lr=3e-3, seed=0)
+    torch.set_num_threads(1)
+    runs = [tmp_path / f"run{seed}" for seed in (0, 1)]
+    for seed, run in zip((0, 1), runs):
+        train(TrainConfig(**{**config.__dict__, "seed": seed}), run, images, landmarks)
+    make_soup(tmp_path / "soup", runs)
+    states = [torch.load(run / "checkpoint.pt", weights_only=True)["model"] for run in runs]
+    soup = torch.load(tmp_path / "soup" / "checkpoint.pt", weights_only=True)["model"]
+    floats = [key for key, value in soup.items() if value.dtype.is_floating_point]
+    assert any("running_mean" in key for key in floats)
+    assert any(not torch.equal(states[0][key], states[1][key]) for key in floats)
+    for key in floats:
+        torch.testing.assert_close(soup[key], (states[0][key] + states[1][key]) / 2)
+    for key in set(soup) - set(floats):
+        assert torch.equal(soup[key], states[0][key])
+    assert run_config(tmp_path / "soup") == run_config(runs[0])
+    loaded, network, _ = load_network(tmp_path / "soup")     # a run the bench and export read
+    assert loaded.seed == 0 and not network.training
+    wider = tmp_path / "wider"
+    train(TrainConfig(**{**config.__dict__, "width": 0.5}), wider, images, landmarks)
+    with pytest.raises(ValueError, match="width"):
+        make_soup(tmp_path / "bad", [runs[0], wider])
+    assert soup_main(["--run", str(tmp_path / "one"), "--from", str(runs[0])]) == 2
