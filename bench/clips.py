@@ -9,10 +9,13 @@ Without --clip/--clips it runs on the videos of ../shared/footage. Each clip's f
 --frames frames (0: all) go through the tracker `densecap track` uses (tracking.cli
 make_tracker + tracking.pipeline.track_footage), once in real-time and once in offline mode
 (recorded as unavailable while the build has no offline mode). Jitter (bench.metrics.jitter):
-mean frame-to-frame acceleration of the 478 landmarks (raw: the network's mu; fits: the
-model's 478 landmark points of the tracked Performance, projected), over the clip's median
-inter-ocular distance of the raw landmarks (iBUG points 36/45 through the same 478 -> 68
-mapping as bench.landmarks_devset), so all methods share one normaliser. A few frames per
+mean frame-to-frame acceleration of landmarks over the clip's median inter-ocular distance
+of our raw landmarks (iBUG points 36/45 through the landmarks -> 68 mapping of
+bench.landmarks_devset), so all methods share one normaliser: raw, the default front end's
+own landmarks (dense320: 320 over the whole head, the neck's among them); the fits, the
+model's `FIT_POINTS` (MediaPipe's 478 points on the ICT surface) of the tracked Performance,
+projected, whichever front end tracked; the peer, its 478 face-mesh points. So the fits and
+the peer compare on one point set; the raw landmarks only within a front end. A few frames per
 clip are saved with the fitted mesh and landmarks drawn (--samples-dir) for the report.
 """
 
@@ -87,6 +90,10 @@ class RecordingTracker:
         return result
 
 
+#: The fits' jitter is measured on these model points (the peer's point set on the ICT face).
+FIT_POINTS = "mediapipe478"
+
+
 def projected_landmarks(model, embedding, performance) -> np.ndarray:
     """(F, L, 2) the embedding's points on the Performance's face (its one identity, each
     frame's psi and theta), projected with its camera."""
@@ -149,7 +156,8 @@ def evaluate_clip(model, clip: Path, frames: int | None, peer_dir: Path | None,
     """Jitter and frames lost of raw / real-time / offline / peer on one clip."""
     from densecap.tracking.cli import DEFAULT_LANDMARK_MODEL
     from .landmarks_devset import ibug_from_network
-    embedding = model.landmark_embedding(DEFAULT_LANDMARK_MODEL)     # make_tracker's default
+    raw_count = len(model.landmark_embedding(DEFAULT_LANDMARK_MODEL))   # make_tracker's default
+    fit_points = model.landmark_embedding(FIT_POINTS)
     to_ibug = ibug_from_network(model, DEFAULT_LANDMARK_MODEL)
     samples = {}
     if samples_dir is not None:
@@ -165,15 +173,15 @@ def evaluate_clip(model, clip: Path, frames: int | None, peer_dir: Path | None,
         raise SystemExit(f"error: real-time tracking unavailable: {realtime}")
     recorder = realtime[1]
     raw_valid = np.array([m is not None and np.isfinite(m).all() for m in recorder.mu])
-    raw = np.stack([m if ok else np.full((len(embedding), 2), np.nan)
+    raw = np.stack([m if ok else np.full((raw_count, 2), np.nan)
                     for m, ok in zip(recorder.mu, raw_valid)])
     eyes = raw[:, to_ibug[list(OUTER_EYE_CORNERS)]]                          # (F, 2, 2)
     iod = np.linalg.norm(eyes[:, 0] - eyes[:, 1], axis=1)
     scale = float(np.median(iod[raw_valid])) if raw_valid.any() else float("nan")
     entry = {"clip": str(clip), "frames": len(raw), "inter_ocular_px": round(scale, 2),
              "raw": stability(raw, raw_valid, scale),
-             "realtime": fit_entry(model, embedding, realtime, "realtime", scale),
-             "offline": fit_entry(model, embedding, run_mode(clip, frames, "offline", {}),
+             "realtime": fit_entry(model, fit_points, realtime, "realtime", scale),
+             "offline": fit_entry(model, fit_points, run_mode(clip, frames, "offline", {}),
                                   "offline", scale),
              "samples": [str(p) for p in samples.values()]}
     peer = load_peer(peer_dir, clip)

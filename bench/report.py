@@ -108,9 +108,11 @@ def clip_section(report: dict | None, plots: Path) -> list[str]:
     if report is None:
         return lines + [f"{MISSING}: no clips.json in the results", ""]
     lines += [f"First {report['frames_per_clip']} frames per clip. Jitter: mean frame-to-frame "
-              "acceleration of the 478 landmarks over the clip's inter-ocular distance (lower "
-              "is steadier; true head motion counts too, so compare within a clip). Frames "
-              "lost: frames without landmarks / fit.", ""]
+              "acceleration of landmarks over the clip's inter-ocular distance (lower is "
+              "steadier; true head motion counts too, so compare within a clip): raw, the "
+              "front end's own landmarks; the fits, MediaPipe's 478 points on the fitted "
+              "face; the peer, its 478 points. Frames lost: frames without landmarks / fit.",
+              ""]
     rows = []
     for clip in report["clips"]:
         row = [Path(clip["clip"]).name, str(clip["frames"])]

@@ -156,14 +156,16 @@ def stage_times(clip: Path, frames: int, threads: int, preview: Path | None = No
 
 
 def fitter_only(frames: int) -> dict:
-    """The real-time fitter alone at 478 landmarks (bench.realtime_fit, synthetic)."""
+    """The real-time fitter alone at 478 landmarks (bench.realtime_fit, synthetic, with
+    its tracker's work between the fits)."""
     from densecap.solver import load_face_model
     from densecap.solver.energies import FitSettings
     from densecap.solver.regions import face_region_vertices
-    from .realtime_fit import compile_probe, run_size
+    from .realtime_fit import TrackerWork, compile_probe, run_size
     model = load_face_model()
     compile_probe()
-    return run_size(model, face_region_vertices(model), 478, frames, FitSettings().tolerance)
+    return run_size(model, face_region_vertices(model), 478, frames, FitSettings().tolerance,
+                    TrackerWork())
 
 
 def offline_seconds(clip: Path, frames: int) -> dict:

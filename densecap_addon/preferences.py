@@ -21,7 +21,7 @@ MODE_ITEMS = (('REALTIME', "Real-time", "Per-frame fit, fast (the real-time fitt
 LANDMARK_MODEL_ITEMS = (("dense320", "DenseCap 320",
                          "Our dense network, 320 landmarks with their own uncertainty, "
                          "trained on synthetic renders only (the default: on the dev set as "
-                         "accurate as MediaPipe, about twice as fast, also tracks profiles: "
+                         "accurate as MediaPipe, faster, also tracks profiles: "
                          "training/README.md)"),
                         ("mediapipe478", "MediaPipe 478",
                          "MediaPipe face mesh + iris (478 landmarks) tied to the face model"),

@@ -46,11 +46,11 @@ DEFAULT_LANDMARK_MODEL = "dense320"
 def make_tracker(footage: Footage, mode: str, face_index: int | None, *, threads: int = 1,
                  landmark_model: str = DEFAULT_LANDMARK_MODEL) -> FrameTracker:
     """The landmark network + real-time fitter (offline mode refines its frames afterwards,
-    see pipeline.track_footage, and a dense network there reads each crop mirrored at three
-    zooms, `OFFLINE_VIEWS`, where real time reads it mirrored, `REALTIME_VIEWS`); `threads` onnxruntime intra-op threads,
-    `landmark_model` one of LANDMARK_MODELS (the Blender add-on's preferences set both). A
-    dense model whose ONNX file is missing or unusable: TrackingError saying the command
-    that makes it."""
+    see pipeline.track_footage; a dense network reads each crop with its mirror image in
+    real time, `REALTIME_VIEWS`, and that pair at three zooms offline, `OFFLINE_VIEWS`);
+    `threads` onnxruntime intra-op threads, `landmark_model` one of LANDMARK_MODELS (the
+    Blender add-on's preferences set both). A dense model whose ONNX file is missing or
+    unusable: TrackingError saying the command that makes it."""
     if mode not in MODES:
         raise TrackingError(f"unknown mode {mode!r} (use one of {', '.join(MODES)})")
     if landmark_model not in LANDMARK_MODELS:
