@@ -56,10 +56,10 @@ $(MODELS): $(VENV)/.installed tools/mediapipe_models.py tools/tflite_to_onnx.py
 	$(PY) -m tools.mediapipe_models --cache build/mediapipe --out assets/models
 
 # Our own trained dense landmark networks (fp16 ONNX, committed with the commands that
-# reproduce them and their metrics: training/README.md, runs 31-36, 40, 42 and 45).
-assets/models/%.onnx: training/models/%.onnx
-	mkdir -p assets/models
-	cp $< $@
+# reproduce them and their metrics: training/README.md, runs 31-36, 40, 42 and 45), built
+# into the int8 networks the front end runs (tools/quantize_network.py, about 30 s each).
+assets/models/%.onnx: training/models/%.onnx tools/quantize_network.py $(ASSETS)
+	$(PY) -m densecap.tools.quantize_network --model $< --out $@
 
 # The main job: track a clip from ../shared/footage into a Performance, an animated .blend and
 # a preview video with the fit drawn over the footage (DEMO_CLIP=... to use another clip).

@@ -248,6 +248,11 @@ def speed_section(speeds: dict[int, dict], fit: dict | None, peer: dict | None,
     lines += _table(["run"] + list(STAGES) + ["total", "peak RSS"], rows)
     extra = []
     for threads, speed in sorted(speeds.items()):
+        tracking = speed["tracking"]
+        if "steady_median_ms_excluding_decode" in tracking:
+            extra.append(f"- real-time path, {threads} thread(s), steady-state median without "
+                         f"decode: {tracking['steady_median_ms_excluding_decode']} ms (target "
+                         f"{tracking['target_ms_excluding_decode']} ms)")
         nets = speed["networks"]["models"]
         extra.append(f"- networks, {threads} thread(s): " + ", ".join(
             f"{k} {v['median_ms']:.2f} ms" for k, v in nets.items()))
