@@ -15,7 +15,8 @@ included. Per run:
 - calibration: the fraction of landmarks whose error is within 1 and 2 sigma (a 2D
   isotropic Gaussian gives 39.3 % and 86.5 %);
 - latency: onnxruntime, one thread, batch 1, median over --repeat runs, float32 and
-  float16-weight exports (written next to the checkpoint);
+  float16-weight exports and the int8 build `make models` makes of them
+  (`tools/quantize_network.py`; all written next to the checkpoint);
 - a reference: the NME of always predicting the training set's mean label positions;
 - with --devset / --eval-dir DIR (devset format: images/ + landmarks68.json), on real images:
   - the tracker: each image tracked as a one-frame clip by the front end a user runs
@@ -27,7 +28,7 @@ included. Per run:
     68; MediaPipe's: mapped to 68) and of the fitted model's iBUG-68 reprojected;
   - the same on single crops (`SINGLE_VIEW`, the paper's real-time front end) and with
     offline mode's views (`OFFLINE_VIEWS`: the crop and its mirror at three zooms, all
-    averaged);
+    averaged), and in real time with the int8 build (what `make models` gives the front end);
   - the network alone: its first 68 landmarks on crops placed by an oracle ROI
     (`crop_transform` on the labelled eye and mouth centres, as training places crops),
     the synthetic-to-real gap without detector or fit;
@@ -56,6 +57,7 @@ single_thread_env()
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
+import onnx  # noqa: E402
 import torch  # noqa: E402
 
 from densecap.bench.landmarks_devset import (dense_front_end, load_labels, score,  # noqa: E402
@@ -65,6 +67,8 @@ from densecap.landmarks.dense_network import (NUM_IBUG, OFFLINE_VIEWS, REALTIME_
 from densecap.landmarks.onnx_models import load_session  # noqa: E402
 from densecap.landmarks.roi import CropLayout, crop  # noqa: E402
 from densecap.solver import load_face_model  # noqa: E402
+from densecap.tools.quantize_network import (CALIBRATION_CROPS, CALIBRATION_SEED,  # noqa: E402
+                                             quantize, render_crops)
 from densecap.training.export import export_onnx  # noqa: E402
 from densecap.training.synthetic import (SyntheticConfig, SyntheticRenderer,  # noqa: E402
                                          load_footage_frames)
@@ -228,12 +232,17 @@ def evaluate_run(run: Path, images, labels, visible, repeat: int,
         key = "fp16_weights" if fp16 else "fp32"
         result[f"latency_ms_{key}"] = latency_ms(path, config.size, repeat)
         result[f"onnx_bytes_{key}"] = path.stat().st_size
+    int8 = quantize(path, run / "model_int8.onnx", render_crops(
+        onnx.load(str(path)), CALIBRATION_SEED, CALIBRATION_CROPS))
+    result["latency_ms_int8"] = latency_ms(int8, config.size, repeat)
+    result["onnx_bytes_int8"] = int8.stat().st_size
     if devset is not None:
         onnx_path = run / "model.onnx"
         result["devset"] = {"tracked": tracked_nme(devset, onnx_path),
                             "tracked_single_crop": tracked_nme(devset, onnx_path, SINGLE_VIEW),
                             "tracked_offline_views": tracked_nme(devset, onnx_path,
                                                                  OFFLINE_VIEWS),
+                            "tracked_int8": tracked_nme(devset, int8),
                             "network_alone_oracle_roi_ibug68":
                                 oracle_roi_nme(network, config.size, config.layout(), devset)}
     return result
@@ -242,7 +251,8 @@ def evaluate_run(run: Path, images, labels, visible, repeat: int,
 #: The tracked results' keys and their labels in the side-by-side summary.
 VIEW_LABELS = (("tracked", " (real time: crop + mirror)"),
                ("tracked_single_crop", " (single crop)"),
-               ("tracked_offline_views", " (offline mode: mirrored, three zooms)"))
+               ("tracked_offline_views", " (offline mode: mirrored, three zooms)"),
+               ("tracked_int8", " (int8 build, real time)"))
 
 
 def main(argv=None) -> int:

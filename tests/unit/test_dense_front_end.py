@@ -165,7 +165,8 @@ def test_a_landmark_with_huge_sigma_has_no_influence(export, face_model, clip, n
 def test_missing_model_names_the_command_that_makes_it(tmp_path, monkeypatch, clip, capsys):
     monkeypatch.setattr(dense_network, "models_dir", lambda: tmp_path)
     with open_footage(clip, end=1) as footage:
-        with pytest.raises(TrackingError, match="densecap.training.export --run "
+        with pytest.raises(TrackingError, match="`make models`, or train one: .*"
+                                                "densecap.training.export --run "
                                                 "build/training/dense320 --out "
                                                 "assets/models/dense320.onnx"):
             cli.make_tracker(footage, "realtime", None, landmark_model=SET)
@@ -295,9 +296,10 @@ def test_mirrored_crops_make_the_network_flip_equivariant(face_model, clip):
     assert realtime.views.zooms == (1.0,) and len(offline.views.zooms) == 3
 
 
-#: The committed networks (training/models: dense320 run 45, dense703 run 36) on the first 20
-#: devset images, each a one-frame clip through the real-time tracker (each crop read with its
-#: mirror): fitted iBUG-68 inter-ocular NME median 6.0 % / 6.3 % (2026-12-03; run 42 5.9 %,
+#: The committed networks (training/models: dense320 run 45, dense703 run 36) as `make models`
+#: builds them (int8) on the first 20 devset images, each a one-frame clip through the
+#: real-time tracker (each crop read with its mirror): fitted iBUG-68 inter-ocular NME median
+#: 6.1 % / 6.3 % (2026-12-03; float weights 6.0 / 6.3 %; run 42 5.9 %,
 #: one crop per frame 6.1 %; runs 40 and 34 had 6.1 and 6.2 %, run 23 7.1 % on these 20; on
 #: all 400 run 45 has 6.82 %, run 42 6.86 %, run 34 7.09 %, run 23 7.43 %); the mean face
 #: placed by the same crops would be ~23 %.
@@ -309,7 +311,7 @@ def test_committed_network_finds_and_fits_real_faces(shared_dir, networks, landm
     from densecap.bench.landmarks_devset import (dense_front_end, load_labels, score,
                                                  track_images)
     path = dense_network.model_path(landmark_set)
-    assert path.exists(), f"make models copies training/models/{landmark_set}.onnx here"
+    assert path.exists(), f"make models builds training/models/{landmark_set}.onnx here"
     devset = shared_dir / "devset"
     labels = load_labels(devset, 20)
     _, fitted, _ = track_images(devset, sorted(labels), *dense_front_end(path, networks))
