@@ -20,11 +20,11 @@ choosing (training/README.md, "The int8 build"):
   kernels widen to 16 bits before multiplying, nothing to saturate);
 - float32 kept for the stem convolution (3 input channels: faster in float32), the last
   convolution (the features the head reads: quantized, the fit's jitter on talking_1.mp4
-  was 4 % above the float network's, with them in float 1.5 %) and the head (`Gemm`, the landmark coordinates:
-  quantizing it cost 0.07 points of raw NME).
+  was 4 % above the float network's, with them in float 1.5 %) and the head (`Gemm`, the
+  landmark coordinates: quantizing it cost 0.07 points of raw NME).
 
-onnxruntime asks (a logged warning) for its pre-processing first: that folds constants
-and BatchNorms, which the export has none of once `as_initializers` has run.
+onnxruntime advises (a logged warning, filtered out here) its pre-processing first: that
+folds constants and BatchNorms, which the export has none of once `as_initializers` has run.
 The metadata (`landmark_set`, `input_size`, `crop_layout`) is copied, plus `quantization`
 saying how the file was made. `--check` held-out renders (stream `CHECK_SEED`) compare the
 int8 file with the float source: landmark differences in crop px and log sigma, printed as
@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import tempfile
 from pathlib import Path
@@ -133,6 +134,13 @@ class _Crops:
         return None if batch is None else {"image": batch}
 
 
+class _WithoutPreprocessingAdvice(logging.Filter):
+    """Drops onnxruntime's logged advice to pre-process the model (see the module text)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "pre-processing before quantization" not in record.getMessage()
+
+
 def quantize(source: Path, out: Path, calibration: np.ndarray) -> Path:
     """Write the int8 build of the network in `source` to `out` (see the module text), its
     activation ranges over `calibration` crops (n, S, S, 3) uint8."""
@@ -142,15 +150,21 @@ def quantize(source: Path, out: Path, calibration: np.ndarray) -> Path:
     metadata = {entry.key: entry.value for entry in proto.metadata_props}
     convs = [node.name for node in proto.graph.node if node.op_type == "Conv"]
     out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as folder:
-        float_path = Path(folder) / "float.onnx"
-        onnx.save(proto, str(float_path))
-        quantize_static(str(float_path), str(out), _Crops(calibration),
-                        quant_format=QuantFormat.QDQ, op_types_to_quantize=["Conv", "Clip", "Add"],
-                        nodes_to_exclude=[convs[0], convs[-1]], per_channel=True, reduce_range=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        calibrate_method=CalibrationMethod.MinMax,
-                        extra_options={"TensorQuantOverrides": weight_overrides(proto.graph)})
+    advice = _WithoutPreprocessingAdvice()
+    logging.getLogger().addFilter(advice)
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            float_path = Path(folder) / "float.onnx"
+            onnx.save(proto, str(float_path))
+            quantize_static(
+                str(float_path), str(out), _Crops(calibration), quant_format=QuantFormat.QDQ,
+                op_types_to_quantize=["Conv", "Clip", "Add"],
+                nodes_to_exclude=[convs[0], convs[-1]], per_channel=True, reduce_range=True,
+                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                calibrate_method=CalibrationMethod.MinMax,
+                extra_options={"TensorQuantOverrides": weight_overrides(proto.graph)})
+    finally:
+        logging.getLogger().removeFilter(advice)
     quantized = onnx.load(str(out))
     del quantized.metadata_props[:]
     metadata["quantization"] = QUANTIZATION_NOTE.format(count=len(calibration),
