@@ -14,9 +14,9 @@ choosing (training/README.md, "The int8 build"):
   size and layout, stream `CALIBRATION_SEED`: neither a training nor a held-out stream);
 - the pointwise convolutions' weights in 7 bits (`reduce_range`): onnxruntime's int8
   matrix kernels on x86 CPUs without VNNI add pairs of 8-bit products in 16 bits, which
-  full-range weights can saturate (255 x 127 x 2 > 32767; 255 x 64 x 2 is not), so the file
-  gives the same landmarks on every CPU (a Ryzen before Zen 4 or a Core before Ice Lake as
-  well as this machine's VNNI); the depthwise ones keep 8 bits (`weight_overrides`: those
+  full-range weights can saturate (255 x 127 x 2 > 32767; 255 x 64 x 2 is not), so the
+  integer sums are exact on every CPU (a Ryzen before Zen 4 or a Core before Ice Lake as
+  well as this machine's VNNI) and the landmarks differ between CPUs only by float rounding; the depthwise ones keep 8 bits (`weight_overrides`: those
   kernels widen to 16 bits before multiplying, nothing to saturate);
 - float32 kept for the stem convolution (3 input channels: faster in float32), the last
   convolution (the features the head reads: quantized, the fit's jitter on talking_1.mp4
