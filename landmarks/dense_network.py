@@ -102,6 +102,17 @@ def decode(output: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     return (output[..., :2] + 1.0) * (size / 2.0), np.exp(output[..., 2]) * (size / 2.0)
 
 
+def read_metadata(metadata: dict[str, str]) -> tuple[str, int, CropLayout]:
+    """(landmark set, crop size, crop layout) from an exported network's metadata map
+    (`training/export.py`); LandmarkError when an entry is missing or malformed."""
+    try:
+        return (metadata["landmark_set"], int(metadata["input_size"]),
+                CropLayout(*json.loads(metadata["crop_layout"])))
+    except (KeyError, ValueError, TypeError) as exc:
+        raise LandmarkError(f"not a dense landmark network export (metadata landmark_set, "
+                            f"input_size, crop_layout): {exc}") from None
+
+
 def layout_metadata(layout: CropLayout = CROP_LAYOUT) -> str:
     """The `crop_layout` metadata entry of an exported network (JSON list of 3 floats)."""
     return json.dumps([layout.eye_distance, layout.eye_y, layout.mouth_y])
@@ -132,14 +143,11 @@ class DenseLandmarks:
                                 f"not shipped): {hint}")
         self.path = path
         self._session = load_session(path, threads)
-        metadata = self._session.get_modelmeta().custom_metadata_map
         try:
-            self.landmark_set = metadata["landmark_set"]
-            self.size = int(metadata["input_size"])
-            layout = CropLayout(*json.loads(metadata["crop_layout"]))
-        except (KeyError, ValueError, TypeError) as exc:
-            raise LandmarkError(f"{path} is not a dense landmark network export (metadata "
-                                f"landmark_set, input_size, crop_layout): {exc}") from None
+            self.landmark_set, self.size, layout = read_metadata(
+                self._session.get_modelmeta().custom_metadata_map)
+        except LandmarkError as exc:
+            raise LandmarkError(f"{path}: {exc}") from None
         if landmark_set is not None and self.landmark_set != landmark_set:
             raise LandmarkError(f"{path} predicts {self.landmark_set!r}, not {landmark_set!r}")
         _check_set(self.landmark_set)

@@ -16,8 +16,9 @@ choosing (training/README.md, "The int8 build"):
   matrix kernels on x86 CPUs without VNNI add pairs of 8-bit products in 16 bits, which
   full-range weights can saturate (255 x 127 x 2 > 32767; 255 x 64 x 2 is not), so the
   integer sums are exact on every CPU (a Ryzen before Zen 4 or a Core before Ice Lake as
-  well as this machine's VNNI) and the landmarks differ between CPUs only by float rounding; the depthwise ones keep 8 bits (`weight_overrides`: those
-  kernels widen to 16 bits before multiplying, nothing to saturate);
+  well as this machine's VNNI) and the landmarks differ between CPUs only by float
+  rounding; the depthwise ones keep 8 bits (`weight_overrides`: those kernels widen to 16
+  bits before multiplying, nothing to saturate);
 - float32 kept for the stem convolution (3 input channels: faster in float32), the last
   convolution (the features the head reads: quantized, the fit's jitter on talking_1.mp4
   was 4 % above the float network's, with them in float 1.5 %) and the head (`Gemm`, the
@@ -44,10 +45,8 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from ..landmarks.dense_network import CROP_LAYOUT
-from ..landmarks.errors import LandmarkError
+from ..landmarks.dense_network import CROP_LAYOUT, read_metadata
 from ..landmarks.onnx_models import load_session
-from ..landmarks.roi import CropLayout
 
 #: The synthetic stream whose renders set the activation ranges (training streams are the
 #: run seeds 0-45, their held-out streams seed + 1000).
@@ -96,14 +95,9 @@ def weight_overrides(graph: onnx.GraphProto) -> dict:
 
 def network_crops(proto: onnx.ModelProto) -> tuple[str, int, float]:
     """(landmark set, crop size, crop zoom) from a dense network's metadata."""
-    metadata = {entry.key: entry.value for entry in proto.metadata_props}
-    try:
-        layout = CropLayout(*json.loads(metadata["crop_layout"]))
-        return (metadata["landmark_set"], int(metadata["input_size"]),
-                layout.eye_distance / CROP_LAYOUT.eye_distance)
-    except (KeyError, ValueError, TypeError) as exc:
-        raise LandmarkError(f"not a dense landmark network export (metadata landmark_set, "
-                            f"input_size, crop_layout): {exc}") from None
+    landmark_set, size, layout = read_metadata(
+        {entry.key: entry.value for entry in proto.metadata_props})
+    return landmark_set, size, layout.eye_distance / CROP_LAYOUT.eye_distance
 
 
 def render_crops(proto: onnx.ModelProto, seed: int, count: int) -> np.ndarray:

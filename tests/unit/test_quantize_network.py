@@ -10,6 +10,7 @@ from onnx import numpy_helper
 pytest.importorskip("onnxruntime.quantization")
 
 from densecap.landmarks.dense_network import DenseLandmarks  # noqa: E402
+from densecap.landmarks.errors import LandmarkError  # noqa: E402
 from densecap.landmarks.onnx_models import load_session  # noqa: E402
 from densecap.tools import quantize_network as qn  # noqa: E402
 
@@ -78,5 +79,5 @@ def test_not_a_dense_network_is_a_clear_error(committed):
     bare = onnx.ModelProto()
     bare.CopyFrom(committed)
     del bare.metadata_props[:]
-    with pytest.raises(qn.LandmarkError, match="not a dense landmark network export"):
+    with pytest.raises(LandmarkError, match="not a dense landmark network export"):
         qn.network_crops(bare)
